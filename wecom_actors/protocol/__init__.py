@@ -1,0 +1,75 @@
+"""The sans-IO protocol core: frozen msgspec Structs for every frame and body, codecs built once.
+
+Nothing in this package does I/O or imports trio, trio_websocket, httpx or hypercorn.
+"""
+
+from .frames import Ack, Cmd, Envelope, Headers, Request, ack_of, decode_frame, encode_request
+from .inbound import (
+    DisconnectedEvent,
+    EnterChatEvent,
+    EventMessage,
+    FeedbackEvent,
+    FileMessage,
+    ImageMessage,
+    InboundMessage,
+    MixedMessage,
+    StreamRefresh,
+    TemplateCardEvent,
+    TextMessage,
+    UnknownEvent,
+    UnknownMessage,
+    VideoMessage,
+    VoiceMessage,
+    decode_callback,
+)
+from .limits import ErrCode
+from .replies import (
+    MarkdownBody,
+    MarkdownReply,
+    SendMsgBody,
+    StreamBody,
+    StreamReply,
+    TemplateCard,
+    TemplateCardReply,
+    TextReply,
+    UpdateCardReply,
+    encode_body,
+)
+
+__all__ = [
+    "Ack",
+    "Cmd",
+    "DisconnectedEvent",
+    "EnterChatEvent",
+    "Envelope",
+    "ErrCode",
+    "EventMessage",
+    "FeedbackEvent",
+    "FileMessage",
+    "Headers",
+    "ImageMessage",
+    "InboundMessage",
+    "MarkdownBody",
+    "MarkdownReply",
+    "MixedMessage",
+    "Request",
+    "SendMsgBody",
+    "StreamBody",
+    "StreamRefresh",
+    "StreamReply",
+    "TemplateCard",
+    "TemplateCardEvent",
+    "TemplateCardReply",
+    "TextMessage",
+    "TextReply",
+    "UnknownEvent",
+    "UnknownMessage",
+    "UpdateCardReply",
+    "VideoMessage",
+    "VoiceMessage",
+    "ack_of",
+    "decode_callback",
+    "decode_frame",
+    "encode_body",
+    "encode_request",
+]
