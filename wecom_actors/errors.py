@@ -127,3 +127,12 @@ class Overloaded(RequestError):
 
 class MediaError(WeComError):
     """A media download failed: refused address, too large, timeout, HTTP error, bad payload."""
+
+
+class StaleReply(RequestError):
+    """WeCom no longer accepts replies on this req_id (846605, e.g. after a reconnect) or the
+    event's reply window has passed."""
+
+
+class ReplyFailed(WeComError):
+    """A reply could not be delivered after the bounded retries; it is logged and counted."""

@@ -1,0 +1,226 @@
+"""The Correlator alone, over an in-memory transport, in virtual time."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import trio
+import trio.testing
+
+from wecom_actors.errors import AckError, AckTimeout, ConnectionLost, OutcomeUnknown
+from wecom_actors.longconn.correlator import Correlator
+from wecom_actors.longconn.reader import Reader
+
+from .memws import Peer
+
+
+async def _start(nursery: trio.Nursery, correlator: Correlator, peer: Peer) -> trio.CancelScope:
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            async with trio.open_nursery() as conn_nursery:
+                generation = await conn_nursery.start(correlator.run, peer.transport)
+                reader = Reader(peer.transport, correlator, generation, _no_callbacks, _counters())
+                await conn_nursery.start(reader.run)
+                task_status.started()
+
+    await nursery.start(run)
+    return scope
+
+
+async def _no_callbacks(req_id: str, message: object) -> None:
+    raise AssertionError("no callbacks expected")
+
+
+def _counters() -> dict[str, int]:
+    return dict.fromkeys(("frames_in", "junk_frames", "unknown_frames"), 0)
+
+
+async def test_one_frame_in_flight_per_req_id_and_order_kept(mock_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    results: list[str] = []
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, c, peer)
+
+            async def send(i: int) -> None:
+                await c.request("aibot_respond_msg", "CB1", {"n": i})
+                results.append(f"done{i}")
+
+            for i in range(3):
+                nursery.start_soon(send, i)
+                await trio.testing.wait_all_tasks_blocked()
+            for i in range(3):
+                frame = await peer.recv()
+                assert frame["body"] == {"n": i}
+                # Nothing else is written while this frame waits for its ack.
+                await trio.testing.wait_all_tasks_blocked()
+                with pytest.raises(trio.WouldBlock):
+                    peer.from_client.receive_nowait()
+                await peer.ack("CB1")
+            await trio.testing.wait_all_tasks_blocked()
+            assert results == ["done0", "done1", "done2"]
+            assert c.statistics().lanes == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_conflict_6000_is_retried_with_backoff(autojump_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, c, peer)
+            nursery.start_soon(c.request, "aibot_respond_msg", "CB1", {"x": 1})
+            times = []
+            for errcode in (6000, 6000, 6000, 0):
+                frame = await peer.recv()
+                times.append(trio.current_time())
+                await peer.ack(frame["headers"]["req_id"], errcode)
+            await trio.testing.wait_all_tasks_blocked()
+            assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == [0.2, 0.4, 0.8]
+            s = c.statistics()
+            assert (s.lanes, s.acked, s.conflicts_retried) == (0, 1, 3)
+            nursery.cancel_scope.cancel()
+
+
+async def test_other_errcode_fails_and_timeout_fails(autojump_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, c, peer)
+
+            async def refused() -> None:
+                with pytest.raises(AckError) as info:
+                    await c.request("aibot_send_msg", "R1", {})
+                assert info.value.errcode == 40058
+
+            nursery.start_soon(refused)
+            frame = await peer.recv()
+            await peer.ack(frame["headers"]["req_id"], 40058, "too long")
+            start = trio.current_time()
+            with pytest.raises(AckTimeout):
+                await c.request("aibot_send_msg", "R2", {})
+            assert trio.current_time() - start == 5
+            assert c.statistics().lanes == 0
+            nursery.cancel_scope.cancel()
+
+
+async def test_reconnect_resends_idempotent_and_fails_the_rest(mock_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    first, second = Peer(0), Peer(1)
+    outcomes: dict[str, object] = {}
+
+    async def call(name: str, cmd: str, req_id: str, idempotent: bool, bound: bool = False) -> None:
+        try:
+            await c.request(cmd, req_id, {"n": name}, idempotent=idempotent, bound=bound)
+            outcomes[name] = "ok"
+        except (OutcomeUnknown, ConnectionLost) as exc:
+            outcomes[name] = type(exc).__name__
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            scope = await _start(nursery, c, first)
+            nursery.start_soon(call, "stream", "aibot_respond_msg", "CB1", True)
+            nursery.start_soon(call, "push", "aibot_send_msg", "P1", False)
+            nursery.start_soon(call, "ping", "ping", "ping_1", True, True)
+            for _ in range(3):
+                await first.recv()
+            scope.cancel()  # the connection dies with three frames un-acked
+            await trio.testing.wait_all_tasks_blocked()
+            await _start(nursery, c, second)
+            frame = await second.recv()
+            assert frame["body"] == {"n": "stream"} and frame["headers"]["req_id"] == "CB1"
+            await second.ack("CB1")
+            await trio.testing.wait_all_tasks_blocked()
+            assert outcomes == {"stream": "ok", "push": "OutcomeUnknown", "ping": "ConnectionLost"}
+            assert c.statistics().resent_after_reconnect == 1
+            nursery.cancel_scope.cancel()
+
+
+async def test_846609_kills_the_connection_and_resends_after_resubscribe(mock_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    first, second = Peer(0), Peer(1)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+
+            async def first_conn() -> None:
+                with trio.testing.RaisesGroup(trio.testing.RaisesGroup(ConnectionLost)):
+                    async with trio.open_nursery() as inner:
+                        await _start(inner, c, first)
+
+            nursery.start_soon(first_conn)
+            result: list[str] = []
+
+            async def push() -> None:
+                await c.request("aibot_send_msg", "P1", {}, idempotent=False)
+                result.append("ok")
+
+            nursery.start_soon(push)
+            frame = await first.recv()
+            await first.ack(frame["headers"]["req_id"], 846609, "aibot websocket not subscribed")
+            await trio.testing.wait_all_tasks_blocked()
+            await _start(nursery, c, second)
+            frame = await second.recv()
+            assert frame["headers"]["req_id"] == "P1"
+            await second.ack("P1")
+            await trio.testing.wait_all_tasks_blocked()
+            assert result == ["ok"]
+            nursery.cancel_scope.cancel()
+
+
+async def test_ten_thousand_requests_leave_no_state(autojump_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5, inbox_size=64)
+    peer = Peer(0)
+    done = 0
+
+    async def one(i: int) -> None:
+        nonlocal done
+        await c.request("aibot_respond_msg", f"CB{i % 500}", {"i": i})
+        done += 1
+
+    async def server() -> None:
+        for _ in range(10_000):
+            frame = await peer.recv()
+            await peer.ack(frame["headers"]["req_id"])
+
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, c, peer)
+            nursery.start_soon(server)
+            async with trio.open_nursery() as callers:
+                for i in range(10_000):
+                    callers.start_soon(one, i)
+            assert done == 10_000
+            await trio.sleep(6)  # past every ack deadline: the timer heap drains too
+            s = c.statistics()
+            assert (s.lanes, s.queued, s.in_flight, s.timers, s.acked) == (0, 0, 0, 0, 10_000)
+            nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_caller_is_never_written(mock_clock: trio.testing.MockClock) -> None:
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            await _start(nursery, c, peer)
+            nursery.start_soon(c.request, "aibot_respond_msg", "CB1", {"n": 0})
+            frame = await peer.recv()
+            with trio.CancelScope() as abandoned:
+                nursery.start_soon(_cancel_soon, abandoned)
+                await c.request("aibot_respond_msg", "CB1", {"n": 1})  # queued behind n=0
+            await peer.ack("CB1")
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(trio.WouldBlock):
+                peer.from_client.receive_nowait()
+            assert frame["body"] == {"n": 0}
+            assert c.statistics().lanes == 0
+            nursery.cancel_scope.cancel()
+
+
+async def _cancel_soon(scope: trio.CancelScope) -> None:
+    await trio.testing.wait_all_tasks_blocked()
+    scope.cancel()

@@ -1,0 +1,86 @@
+"""Logging for the ``wecom-actors`` command: stderr, a compact format, secrets masked.
+
+:func:`register_secret` adds a value that must never be printed; the :class:`SecretFilter` on our
+handler replaces it by ``***`` in every record's message and traceback, so even an accidental
+``log.debug("%s", secret)`` is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+__all__ = [
+    "FORMAT",
+    "LOGGER_NAME",
+    "SecretFilter",
+    "mask_secrets",
+    "register_secret",
+    "setup_logging",
+]
+
+LOGGER_NAME = "wecom_actors"
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_MASK = "***"
+_secrets: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every record our handler prints from now on (empty values are ignored)."""
+    if value:
+        _secrets.add(value)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    for secret in sorted(_secrets, key=len, reverse=True):  # longest first: overlapping secrets
+        text = text.replace(secret, _MASK)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """Replace every registered secret in a record's message and exception text by ``***``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _secrets:
+            return True
+        message = record.getMessage()
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_secrets(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_secrets(record.stack_info)
+        return True
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at emit time (so redirection and capture work)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def setup_logging(level: str) -> logging.Logger:
+    """Send the ``wecom_actors`` loggers to stderr at ``level``; calling it again reconfigures."""
+    logger = logging.getLogger(LOGGER_NAME)
+    for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
+        logger.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.addFilter(SecretFilter())
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    return logger

@@ -1,0 +1,204 @@
+"""The embedding API: ``serve_bot`` for ``nursery.start`` and ``open_bot`` as a context manager.
+
+Exception contract (docs/architecture.md): ``serve_bot`` raises a bare
+:class:`~wecom_actors.errors.TerminalError` subclass when the bot stops for a reason that
+restarting cannot fix (AuthError, KickedOut, RestartIntensityExceeded); the caller's nursery wraps
+it in an ExceptionGroup as usual. Transient failures never escape: the supervisor reconnects.
+Handler exceptions never escape either: they are logged, counted and answered with a short note.
+Cancelling the caller's scope stops the bot with no task left behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import msgspec
+import trio
+
+from .errors import ConfigError, TerminalError
+from .handlers.turn import Handler, as_handler
+from .longconn.bot import LongConnBot
+from .longconn.transport import TransportFactory
+
+__all__ = ["BotHandle", "BotStatistics", "open_bot", "resolve_handler", "serve_bot"]
+
+log = logging.getLogger("wecom_actors.bot")
+
+
+class BotStatistics(msgspec.Struct, frozen=True):
+    """A snapshot of one bot's state, queues and counters."""
+
+    mode: str
+    state: str
+    connects: int
+    reconnects: int
+    sessions: int
+    queued_messages: int
+    running_handlers: int
+    received: int
+    duplicates: int
+    busy_rejections: int
+    requests_in_flight: int
+    requests_queued: int
+    request_lanes: int
+    frames_in: int
+    junk_frames: int
+    pings_missed: int
+    handler_errors: int
+    replies_failed: int
+
+
+class BotHandle:
+    """What ``serve_bot`` hands back once the bot is subscribed (or listening)."""
+
+    def __init__(self, runtime: LongConnBot, cancel_scope: trio.CancelScope) -> None:
+        self._runtime = runtime
+        self._cancel_scope = cancel_scope
+        self.config = runtime.config
+
+    async def send_markdown(self, chatid: str, text: str) -> None:
+        """A proactive markdown message to a chat that has written to the bot before
+        (userid for a single chat, chatid for a group); split at 20480 bytes."""
+        await self._runtime.push_markdown(chatid, text)
+
+    def statistics(self) -> BotStatistics:
+        rt = self._runtime
+        sup, router, corr = rt.supervisor, rt.router.statistics(), rt.correlator.statistics()
+        return BotStatistics(
+            mode="long-connection",
+            state=sup.state,
+            connects=sup.counters["connects"],
+            reconnects=sup.counters["reconnects"],
+            sessions=router.sessions,
+            queued_messages=router.queued,
+            running_handlers=router.running,
+            received=router.received,
+            duplicates=router.duplicates,
+            busy_rejections=router.busy,
+            requests_in_flight=corr.in_flight,
+            requests_queued=corr.queued,
+            request_lanes=corr.lanes,
+            frames_in=sup.counters["frames_in"],
+            junk_frames=sup.counters["junk_frames"],
+            pings_missed=sup.counters["pings_missed"],
+            handler_errors=rt.counts["handler_errors"],
+            replies_failed=rt.counts["replies_failed"],
+        )
+
+    async def drain(self, grace: float | None = None) -> bool:
+        """Stop taking new messages and wait (at most ``grace`` s) for running handlers and
+        their streams to finish. True if everything finished in time."""
+        router = self._runtime.router
+        router.stop_intake()
+        with trio.move_on_after(self.config.drain_timeout if grace is None else grace):
+            await router.wait_idle()
+            return True
+        return False
+
+    def stop(self) -> None:
+        """Cancel the bot (without draining)."""
+        self._cancel_scope.cancel()
+
+
+def resolve_handler(handler: str | Callable[..., Any]) -> Handler:
+    """``"echo"``, ``"package.module:callable"`` or a callable -> a handler."""
+    if isinstance(handler, str):
+        spec = "wecom_actors.handlers.echo:echo" if handler == "echo" else handler
+        module_name, sep, attr = spec.partition(":")
+        if not sep or not module_name or not attr:
+            raise ConfigError("--handler", f"expected 'echo' or 'package.module:callable', got {handler!r}")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError("--handler", f"cannot load {handler!r}: {exc}") from None
+        handler = obj
+    if not callable(handler):
+        raise ConfigError("--handler", f"{handler!r} is not callable")
+    return as_handler(handler)
+
+
+def _terminal_of(eg: BaseExceptionGroup[Any]) -> TerminalError | None:
+    matched, rest = eg.split(TerminalError)
+    if matched is None:
+        return None
+    if rest is not None and rest.split(trio.Cancelled)[1] is not None:
+        return None  # something else went wrong too: keep the whole group
+    exc: BaseException = matched
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, TerminalError)
+    return exc
+
+
+async def serve_bot(
+    config: Any,
+    handler: str | Callable[..., Any],
+    *,
+    task_status: trio.TaskStatus[BotHandle] = trio.TASK_STATUS_IGNORED,
+    transport_factory: TransportFactory | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    rng: random.Random | None = None,
+) -> None:
+    """Run one bot until cancelled or a terminal error; ``started(handle)`` once usable."""
+    resolved = resolve_handler(handler)
+    if config.mode == "webhook":
+        from .webhook.bot import serve_webhook_bot
+
+        await serve_webhook_bot(config, resolved, task_status=task_status, http_client=http_client, rng=rng)
+        return
+    rng = rng or random.Random()
+    try:
+        async with _client(http_client, config) as http:
+            async with trio.open_nursery() as nursery:
+                runtime = LongConnBot(config, resolved, http_client=http, rng=rng, transport_factory=transport_factory)
+                handle = BotHandle(runtime, nursery.cancel_scope)
+                await nursery.start(runtime.run, handle)
+                task_status.started(handle)
+    except BaseExceptionGroup as eg:
+        terminal = _terminal_of(eg)
+        if terminal is None:
+            raise
+        raise terminal from None
+
+
+@asynccontextmanager
+async def _client(client: httpx.AsyncClient | None, config: Any) -> AsyncIterator[httpx.AsyncClient]:
+    if client is not None:
+        yield client
+        return
+    timeout = httpx.Timeout(config.media_timeout, connect=config.connect_timeout)
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as owned:
+        yield owned
+
+
+@asynccontextmanager
+async def open_bot(config: Any, handler: str | Callable[..., Any], **kwargs: Any) -> AsyncIterator[BotHandle]:
+    """The same bot as an async context manager; leaving the block stops it.
+
+    A terminal error of the bot, or an exception of the block, is raised bare (not wrapped in
+    the ExceptionGroup of the nursery this uses inside).
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            handle = await nursery.start(_serve_with_kwargs, config, handler, kwargs)
+            try:
+                yield handle
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as eg:
+        _, rest = eg.split(trio.Cancelled)
+        if rest is not None and len(rest.exceptions) == 1 and not isinstance(rest.exceptions[0], BaseExceptionGroup):
+            raise rest.exceptions[0] from None
+        raise
+
+
+async def _serve_with_kwargs(
+    config: Any, handler: Any, kwargs: dict[str, Any], *, task_status: trio.TaskStatus[BotHandle]
+) -> None:
+    await serve_bot(config, handler, task_status=task_status, **kwargs)

@@ -1,0 +1,183 @@
+"""The ``wecom-actors`` command (DESIGN §5).
+
+::
+
+    wecom-actors run   [--mode long-connection|webhook] [--handler echo|package.module:callable]
+                       [--config FILE] [--log-level L] [--host H] [--port P]
+    wecom-actors demo  [--mode long-connection|webhook]
+    wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
+
+Settings come from flags, else the environment (``WECOM_*``), else the config file, else the
+defaults (see :mod:`wecom_actors.config`). Exit codes: 0 clean shutdown, 2 bad or missing settings
+(the message names the setting), 3 authentication refused, 4 replaced by another connection of the
+same bot. Secrets are never printed.
+
+The runtime is reached only through the seams :func:`_serve`, :func:`_demo` and
+:func:`_fake_server`; everything before them (parsing, settings, handler lookup) is final.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ._logging import mask_secrets, register_secret, setup_logging
+from ._version import __version__
+from .config import MODES, SECRET_FIELDS, BotConfig
+from .errors import ConfigError, TerminalError
+
+__all__ = ["EXIT_AUTH", "EXIT_CONFIG", "EXIT_ERROR", "EXIT_KICKED", "EXIT_OK", "main"]
+
+PROG = "wecom-actors"
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_AUTH = 3
+EXIT_KICKED = 4
+
+#: ``--handler echo`` means this built-in, imported only when it is needed.
+ECHO_HANDLER = "wecom_actors.handlers.echo:echo"
+
+Handler = Callable[..., Any]
+
+
+def _error(message: str, code: int) -> int:
+    print(f"{PROG}: error: {mask_secrets(message)}", file=sys.stderr)
+    return code
+
+
+# --- handler lookup --------------------------------------------------------------------------------
+
+
+def resolve_handler(spec: str) -> Handler:
+    """``echo`` or ``package.module:callable`` (the attribute may be dotted) -> the callable.
+
+    Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
+    not import, the attribute is missing or is not callable.
+    """
+    target = ECHO_HANDLER if spec == "echo" else spec
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(
+            "--handler", f"{spec!r} is not 'echo' or 'package.module:callable' (colon missing?)"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError("--handler", f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module failed while importing: report, do not trace
+        raise ConfigError(
+            "--handler", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(
+                "--handler", f"module {module_name!r} has no attribute {attr!r}"
+            ) from None
+    if not callable(obj):
+        raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
+    return obj
+
+
+# --- the seams the runtime plugs into --------------------------------------------------------------
+
+
+def _serve(config: BotConfig, handler: Handler) -> int:
+    """SEAM: run the bot until it stops; return the exit code.
+
+    May raise :class:`~wecom_actors.errors.TerminalError` (``AuthError``, ``KickedOut``, ...):
+    :func:`main` turns it into the error's ``exit_code``.
+    """
+    return _error(f"the runtime for mode {config.mode} is not available in this version", 1)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """SEAM: the bundled fake WeCom + the echo bot + a scripted conversation; print the transcript."""
+    return _error("the demo is not available in this version", 1)
+
+
+def _fake_server(args: argparse.Namespace) -> int:
+    """SEAM: serve the bundled fake WeCom on ``args.host``/``args.port`` until interrupted."""
+    return _error("the fake server is not available in this version", 1)
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
+    try:
+        config = BotConfig.load(flags=flags, config_file=args.config)
+        handler = resolve_handler(args.handler)
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_CONFIG)
+    for name in sorted(SECRET_FIELDS):
+        register_secret(getattr(config, name))
+    setup_logging(config.log_level)
+    try:
+        return _serve(config, handler)
+    except TerminalError as exc:
+        return _error(str(exc) or type(exc).__name__, exc.exit_code)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    return _demo(args)
+
+
+def _cmd_fake_server(args: argparse.Namespace) -> int:
+    if args.secret:
+        register_secret(args.secret)
+    return _fake_server(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="A Trio-native runtime for WeCom (企业微信) AI Bots.",
+        epilog="Settings: flags, else WECOM_* environment variables, else --config, else defaults.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a bot", description="Run a bot until interrupted.")
+    run.add_argument("--mode", choices=MODES, help="default: WECOM_MODE, else inferred")
+    run.add_argument(
+        "--handler",
+        default="echo",
+        metavar="echo|package.module:callable",
+        help="the handler (default: the built-in echo)",
+    )
+    run.add_argument("--config", metavar="FILE", help="a TOML file of settings")
+    run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    run.add_argument("--host", help="webhook listen host (WECOM_HOST)")
+    run.add_argument("--port", metavar="PORT", help="webhook listen port (WECOM_PORT)")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo", help="fake WeCom + echo bot + a scripted conversation, no credentials"
+    )
+    demo.add_argument("--mode", choices=MODES, help="default: long-connection")
+    demo.set_defaults(func=_cmd_demo)
+
+    fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")
+    fake.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    fake.add_argument("--port", type=int, default=0, help="default: 0 (a free port)")
+    fake.add_argument("--bot-id", help="the bot id to accept (default: any)")
+    fake.add_argument("--secret", help="the secret to accept (default: any)")
+    fake.set_defaults(func=_cmd_fake_server)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``wecom-actors``; returns the exit code (``--help``/``--version`` exit 0)."""
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

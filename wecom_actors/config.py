@@ -1,0 +1,423 @@
+"""Typed bot configuration: :class:`BotConfig`, from flags, environment, a TOML file and defaults.
+
+Precedence (DESIGN §5): flags > environment > config file > defaults. An environment variable set
+to the empty string (or only whitespace) counts as unset. Every problem raises one
+:class:`~wecom_actors.errors.ConfigError` whose ``setting`` is the environment variable's name and
+whose message says what is wrong and what is expected; a secret's value is never echoed.
+
+Environment variables (the TOML key is the field name, e.g. ``port``; also accepted under a
+``[wecom]`` table):
+
+==============================  ==================================================  ===========================
+variable                        meaning                                             default
+==============================  ==================================================  ===========================
+WECOM_MODE                      ``long-connection`` or ``webhook``                  inferred from credentials
+WECOM_BOT_ID                    long-connection bot id                              required in that mode
+WECOM_BOT_SECRET                long-connection secret (secret)                     required in that mode
+WECOM_WS_URL                    long-connection endpoint, ``ws://`` or ``wss://``   wss://openws.work.weixin.qq.com
+WECOM_HEARTBEAT_INTERVAL        seconds between pings (> 0)                         30
+WECOM_TOKEN                     webhook token (secret)                              required in that mode
+WECOM_ENCODING_AES_KEY          webhook EncodingAESKey, 43 of [A-Za-z0-9] (secret)  required in that mode
+WECOM_HOST                      webhook listen host                                 127.0.0.1
+WECOM_PORT                      webhook listen port, 0..65535 (0: a free port)      8080
+WECOM_CALLBACK_PATH             webhook path, starts with ``/``                     /wecom/callback
+WECOM_MEDIA_ALLOW_PRIVATE       1/0 (true/false, yes/no, on/off): allow media       0
+                                downloads from loopback/private addresses
+WECOM_LOG_LEVEL                 DEBUG, INFO, WARNING, ERROR or CRITICAL             INFO
+==============================  ==================================================  ===========================
+
+Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
+``WECOM_CONNECT_TIMEOUT`` (10 s), ``WECOM_RECONNECT_INITIAL`` (1 s), ``WECOM_RECONNECT_MAX``
+(30 s, >= the initial delay), ``WECOM_RECONNECT_JITTER`` (0.2, a fraction 0..1),
+``WECOM_RESTART_INTENSITY`` (10) restarts within ``WECOM_RESTART_PERIOD`` (60 s) before giving up,
+``WECOM_AUTH_MAX_ATTEMPTS`` (5), ``WECOM_MAX_FRAME_BYTES`` (1 MiB), ``WECOM_HANDLER_CONCURRENCY``
+(64), ``WECOM_SESSION_QUEUE_SIZE`` (8), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
+(0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
+``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
+freshness check).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import string
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, get_args
+
+import msgspec
+
+from .errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "LOG_LEVELS", "MODES", "SECRET_FIELDS", "BotConfig", "env_var"]
+
+ENV_PREFIX = "WECOM_"
+MODES = ("long-connection", "webhook")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SECRET_FIELDS = frozenset({"bot_secret", "token", "encoding_aes_key"})
+_REDACTED = "***"
+_AES_CHARS = frozenset(string.ascii_letters + string.digits)
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_CREDENTIALS = {
+    "long-connection": ("bot_id", "bot_secret"),
+    "webhook": ("token", "encoding_aes_key"),
+}
+
+
+class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every setting of one bot. Build it with :meth:`from_env`, :meth:`from_toml` or :meth:`load`.
+
+    Direct construction validates too; secrets are redacted in ``repr()``/``str()``.
+    """
+
+    mode: Literal["long-connection", "webhook"]
+    bot_id: str = ""
+    bot_secret: str = ""
+    ws_url: str = "wss://openws.work.weixin.qq.com"
+    heartbeat_interval: float = 30.0
+    token: str = ""
+    encoding_aes_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    callback_path: str = "/wecom/callback"
+    media_allow_private: bool = False
+    log_level: str = "INFO"
+    # tuning
+    ack_timeout: float = 5.0
+    connect_timeout: float = 10.0
+    reconnect_initial: float = 1.0
+    reconnect_max: float = 30.0
+    reconnect_jitter: float = 0.2
+    restart_intensity: int = 10
+    restart_period: float = 60.0
+    auth_max_attempts: int = 5
+    max_frame_bytes: int = 1048576
+    handler_concurrency: int = 64
+    session_queue_size: int = 8
+    drain_timeout: float = 4.0
+    stream_min_interval: float = 0.1
+    media_max_bytes: int = 20971520
+    media_timeout: float = 30.0
+    webhook_max_body: int = 1048576
+    webhook_timestamp_window: float = 600.0
+
+    def __post_init__(self) -> None:
+        values = {name: getattr(self, name) for name in self.__struct_fields__}
+        for name, value in values.items():
+            checked = _check_typed(name, value, None)
+            if checked != value or type(checked) is not type(value):
+                msgspec.structs.force_setattr(self, name, checked)  # int -> float, log level case
+                values[name] = checked
+        _validate(values, {})
+
+    # --- constructors ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BotConfig:
+        """The environment variables (default ``os.environ``) over the defaults."""
+        return cls.load(environ=environ)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> BotConfig:
+        """A TOML file (a flat table of field names, or a ``[wecom]`` table) over the defaults."""
+        return _build([_read_toml(path)])
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        flags: Mapping[str, object] | None = None,
+        environ: Mapping[str, str] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+    ) -> BotConfig:
+        """Merge flags > environment > config file > defaults.
+
+        ``flags`` maps field names to values; ``None`` means "not given". A string flag value is
+        parsed like an environment variable; anything else must already have the field's type.
+        """
+        layers = []
+        if config_file is not None:
+            layers.append(_read_toml(config_file))
+        layers.append(_read_env(os.environ if environ is None else environ))
+        if flags:
+            layers.append(_read_flags(flags))
+        return _build(layers)
+
+    def replace(self, **changes: Any) -> BotConfig:
+        """A copy with ``changes`` applied, validated again."""
+        unknown = sorted(set(changes) - set(self.__struct_fields__))
+        if unknown:
+            raise TypeError(f"BotConfig has no setting {unknown[0]!r}")
+        return msgspec.structs.replace(self, **changes)
+
+    # --- redaction -------------------------------------------------------------------------------
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting as a dict, secrets replaced by ``'***'`` (empty ones stay ``''``)."""
+        return dict(self._redacted_items())
+
+    def _redacted_items(self) -> Iterator[tuple[str, Any]]:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            yield name, (_REDACTED if name in SECRET_FIELDS and value else value)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{name}={value!r}" for name, value in self._redacted_items())
+        return f"{type(self).__name__}({body})"
+
+    __str__ = __repr__
+
+    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
+        yield from self._redacted_items()
+
+
+# --- field metadata --------------------------------------------------------------------------------
+
+_FIELDS: dict[str, Any] = {f.name: f.type for f in msgspec.structs.fields(BotConfig)}
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in msgspec.structs.fields(BotConfig)
+    if f.default is not msgspec.NODEFAULT
+}
+assert MODES == get_args(_FIELDS["mode"])
+
+
+def env_var(name: str) -> str:
+    """The environment variable of a field: ``port`` -> ``WECOM_PORT``."""
+    return ENV_PREFIX + name.upper()
+
+
+def _ws_url(v: str) -> bool:
+    scheme, sep, rest = v.partition("://")
+    return bool(sep) and scheme.lower() in ("ws", "wss") and bool(rest.split("/", 1)[0])
+
+
+def _aes_key(v: str) -> bool:
+    return v == "" or (len(v) == 43 and set(v) <= _AES_CHARS)
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+def _non_negative(v: float) -> bool:
+    return v >= 0
+
+
+_SECONDS = "a number of seconds > 0"
+# field -> (predicate on the typed value, what is expected)
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "mode": (lambda v: v in MODES, "long-connection or webhook"),
+    "bot_id": (lambda v: True, "a bot id"),
+    "bot_secret": (lambda v: True, "a bot secret"),
+    "ws_url": (_ws_url, "a ws:// or wss:// URL with a host"),
+    "heartbeat_interval": (_positive, _SECONDS),
+    "token": (lambda v: True, "a token"),
+    "encoding_aes_key": (_aes_key, "exactly 43 characters of A-Z, a-z and 0-9"),
+    "host": (bool, "a non-empty host name or address"),
+    "port": (lambda v: 0 <= v <= 65535, "an integer from 0 to 65535 (0 picks a free port)"),
+    "callback_path": (lambda v: v.startswith("/"), "a path starting with '/'"),
+    "media_allow_private": (
+        lambda v: True,
+        "true or false (environment: 1/0, true/false, yes/no, on/off)",
+    ),
+    "log_level": (lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS)),
+    "ack_timeout": (_positive, _SECONDS),
+    "connect_timeout": (_positive, _SECONDS),
+    "reconnect_initial": (_positive, _SECONDS),
+    "reconnect_max": (_positive, _SECONDS),
+    "reconnect_jitter": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
+    "restart_intensity": (_non_negative, "an integer >= 0"),
+    "restart_period": (_positive, _SECONDS),
+    "auth_max_attempts": (_positive, "an integer >= 1"),
+    "max_frame_bytes": (_positive, "a number of bytes >= 1"),
+    "handler_concurrency": (_positive, "an integer >= 1"),
+    "session_queue_size": (_positive, "an integer >= 1"),
+    "drain_timeout": (_non_negative, "a number of seconds >= 0"),
+    "stream_min_interval": (_non_negative, "a number of seconds >= 0"),
+    "media_max_bytes": (_positive, "a number of bytes >= 1"),
+    "media_timeout": (_positive, _SECONDS),
+    "webhook_max_body": (_positive, "a number of bytes >= 1"),
+    "webhook_timestamp_window": (_non_negative, "a number of seconds >= 0 (0 disables the check)"),
+}
+assert set(_RULES) == set(_FIELDS)
+
+
+# --- conversion ------------------------------------------------------------------------------------
+
+
+def _shown(name: str, value: object) -> str:
+    if name in SECRET_FIELDS:
+        n = len(value) if isinstance(value, str) else None
+        return "(hidden)" if n is None else f"(hidden, {n} characters)"
+    return repr(value)
+
+
+def _invalid(name: str, value: object, source: str | None) -> ConfigError:
+    where = f" (from {source})" if source else ""
+    return ConfigError(
+        env_var(name), f"invalid value {_shown(name, value)}{where}: expected {_RULES[name][1]}"
+    )
+
+
+def _parse_text(name: str, text: str, source: str | None) -> Any:
+    """Convert a string (environment, command line) to the field's type."""
+    kind = _FIELDS[name]
+    text = text.strip()
+    value: Any
+    try:
+        if kind is int:
+            value = int(text, 10)
+        elif kind is float:
+            value = float(text)
+        elif kind is bool:
+            low = text.lower()
+            if low not in _TRUE | _FALSE:
+                raise ValueError(text)
+            value = low in _TRUE
+        elif name == "mode":
+            value = text.lower().replace("_", "-")
+        else:
+            value = text
+    except ValueError:
+        raise _invalid(name, text, source) from None
+    return _check_typed(name, value, source)
+
+
+def _check_typed(name: str, value: object, source: str | None) -> Any:
+    """Check that an already typed value (TOML, code) has the field's type; normalise it."""
+    kind = _FIELDS[name]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is float:
+        if not number or not math.isfinite(value):  # type: ignore[arg-type]
+            raise _invalid(name, value, source)
+        return float(value)  # type: ignore[arg-type]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is bool:
+        ok = isinstance(value, bool)
+    else:  # str, and the mode Literal
+        ok = isinstance(value, str)
+    if not ok:
+        raise _invalid(name, value, source)
+    return value.upper() if name == "log_level" else value  # type: ignore[union-attr]
+
+
+# A layer: field name -> (typed value, human-readable source).
+_Layer = dict[str, tuple[Any, str]]
+
+
+def _read_env(environ: Mapping[str, str]) -> _Layer:
+    layer: _Layer = {}
+    for name in _FIELDS:
+        var = env_var(name)
+        raw = environ.get(var)
+        if raw is None or not raw.strip():
+            continue
+        layer[name] = (_parse_text(name, raw, "the environment"), "the environment")
+    return layer
+
+
+def _read_flags(flags: Mapping[str, object]) -> _Layer:
+    layer: _Layer = {}
+    for name, raw in flags.items():
+        if name not in _FIELDS:
+            raise TypeError(f"unknown setting {name!r} in flags")
+        if raw is None:
+            continue
+        source = "--" + name.replace("_", "-")
+        if isinstance(raw, str):
+            layer[name] = (_parse_text(name, raw, source), source)
+        else:
+            layer[name] = (_check_typed(name, raw, source), source)
+    return layer
+
+
+def _read_toml(path: str | os.PathLike[str]) -> _Layer:
+    shown = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(shown, f"cannot read the config file: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(shown, f"the config file is not valid TOML: {exc}") from None
+    items = [(key, key, value) for key, value in doc.items() if key != "wecom"]
+    table = doc.get("wecom")
+    if table is not None:
+        if not isinstance(table, dict):
+            raise ConfigError(shown, "'wecom' must be a table of settings ([wecom])")
+        items += [(key, f"wecom.{key}", value) for key, value in table.items()]
+    layer: _Layer = {}
+    for name, key, value in items:
+        if name not in _FIELDS:
+            close = difflib.get_close_matches(name, list(_FIELDS), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "known keys: " + ", ".join(_FIELDS)
+            raise ConfigError(shown, f"unknown key {key!r} in the config file; {hint}")
+        if name in layer:
+            raise ConfigError(shown, f"key {name!r} is set twice (top level and [wecom])")
+        source = f"{shown}, key {key!r}"
+        layer[name] = (_check_typed(name, value, source), source)
+    return layer
+
+
+# --- merging and validation ------------------------------------------------------------------------
+
+
+def _build(layers: list[_Layer]) -> BotConfig:
+    """Merge layers (lowest precedence first) over the defaults, infer the mode, validate."""
+    merged: _Layer = {}
+    for layer in layers:
+        merged.update(layer)
+    values = {**_DEFAULTS, **{name: value for name, (value, _) in merged.items()}}
+    sources = {name: source for name, (_, source) in merged.items()}
+    if "mode" not in merged:
+        values["mode"] = _infer_mode(values)
+    _validate(values, sources)
+    return BotConfig(**values)
+
+
+def _infer_mode(values: Mapping[str, Any]) -> str:
+    complete = [m for m, names in _CREDENTIALS.items() if all(values[n] for n in names)]
+    partial = [m for m, names in _CREDENTIALS.items() if any(values[n] for n in names)]
+    if len(complete) == 1:
+        return complete[0]
+    if len(complete) == 2 or len(partial) == 2:
+        return _raise(
+            "WECOM_MODE",
+            "cannot infer the mode: credentials of both modes are set "
+            "(WECOM_BOT_ID/WECOM_BOT_SECRET and WECOM_TOKEN/WECOM_ENCODING_AES_KEY); "
+            "set WECOM_MODE to long-connection or webhook",
+        )
+    if len(partial) == 1:
+        return partial[0]  # the missing half is reported by _validate
+    return _raise(
+        "WECOM_BOT_ID",
+        "no credentials: set WECOM_BOT_ID and WECOM_BOT_SECRET for long-connection mode, "
+        "or WECOM_TOKEN and WECOM_ENCODING_AES_KEY for webhook mode",
+    )
+
+
+def _raise(setting: str, message: str) -> Any:
+    raise ConfigError(setting, message)
+
+
+def _validate(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Raise one ConfigError for the first invalid setting (field order), then cross-checks."""
+    for name, value in values.items():
+        if not _RULES[name][0](value):
+            raise _invalid(name, value, sources.get(name))
+    if values["reconnect_max"] < values["reconnect_initial"]:
+        _raise(
+            "WECOM_RECONNECT_MAX",
+            f"invalid value {values['reconnect_max']!r}: expected a number of seconds >= "
+            f"WECOM_RECONNECT_INITIAL ({values['reconnect_initial']!r})",
+        )
+    mode = values["mode"]
+    for name in _CREDENTIALS[mode]:
+        if not values[name]:
+            first, second = (env_var(n) for n in _CREDENTIALS[mode])
+            _raise(env_var(name), f"missing: {mode} mode needs {first} and {second}")

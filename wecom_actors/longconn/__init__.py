@@ -1,0 +1,1 @@
+"""Long-connection mode: supervisor, reader, heartbeat, correlator, transport."""

@@ -1,0 +1,105 @@
+"""The WebSocket transport behind the long-connection actors.
+
+One small interface (:class:`Transport`) so the actors do not depend on trio-websocket directly:
+a transport on wsproto over trio streams could replace it (DESIGN.md §8). Every transport failure
+is translated at this boundary into :class:`~wecom_actors.errors.ConnectionLost`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import trio
+import trio_websocket
+
+from ..errors import ConnectionLost
+
+__all__ = ["Transport", "TransportFactory", "open_ws_transport"]
+
+log = logging.getLogger("wecom_actors.transport")
+
+_TRANSPORT_ERRORS = (
+    trio_websocket.ConnectionClosed,
+    trio_websocket.HandshakeError,
+    trio_websocket.ConnectionRejected,
+    trio_websocket.DisconnectionTimeout,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    OSError,
+)
+
+
+class Transport(Protocol):
+    async def receive(self) -> str | bytes:
+        """The next text message; raises ConnectionLost when the connection is gone."""
+        ...
+
+    async def send(self, data: bytes) -> None:
+        """Send one UTF-8 JSON frame as a text message; raises ConnectionLost."""
+        ...
+
+
+TransportFactory = Callable[..., AbstractAsyncContextManager[Transport]]
+
+
+class _WsTransport:
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
+        self._ws = ws
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._ws.get_message()
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectionLost(f"receive failed: {_describe(exc)}") from exc
+
+    async def send(self, data: bytes) -> None:
+        try:
+            # Frames are JSON text messages (ws-protocol.md §1); bytes would go out as binary.
+            await self._ws.send_message(data.decode("utf-8"))
+        except _TRANSPORT_ERRORS as exc:
+            raise ConnectionLost(f"send failed: {_describe(exc)}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, trio_websocket.ConnectionClosed):
+        reason = exc.reason
+        return f"closed (code {reason.code}{', ' + reason.reason if reason.reason else ''})"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+@asynccontextmanager
+async def open_ws_transport(
+    url: str,
+    *,
+    connect_timeout: float,
+    max_message_size: int,
+    disconnect_timeout: float = 2.0,
+) -> AsyncIterator[Transport]:
+    """Dial ``url`` with trio-websocket; raise ConnectionLost if that or the close fails.
+
+    An exception raised by the body wins over a failure to close afterwards (a stalled peer
+    cannot turn a KickedOut or a cancellation into a plain ConnectionLost).
+    """
+    body_exc: BaseException | None = None
+    try:
+        async with trio_websocket.open_websocket_url(
+            url,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            max_message_size=max_message_size,
+            message_queue_size=64,
+        ) as ws:
+            try:
+                yield _WsTransport(ws)
+            except BaseException as exc:
+                body_exc = exc
+                raise
+    except _TRANSPORT_ERRORS as exc:
+        if body_exc is not None and body_exc is not exc:
+            raise body_exc from None
+        raise ConnectionLost(f"connection to {url} failed: {_describe(exc)}") from exc

@@ -1,0 +1,531 @@
+"""The fake WeCom long-connection server: :class:`FakeWeCom` and how to serve it.
+
+Built from ``ws-protocol.md`` (section numbers below refer to it), not from any bot. The rules of
+the requests live in :mod:`._state`; this module owns the sockets: accept, subscribe and kick-out,
+acks and their timing, pushes, idle timeout, and the views tests wait on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, NoReturn
+
+import msgspec
+import trio
+import trio_websocket
+from trio_websocket import ConnectionClosed
+
+from ._media_server import MediaStore, serve_media
+from ._openws_conn import Conn, ControlledStream
+from ._openws_drive import DriveMixin
+from ._openws_faults import BotFaults, FaultInjector, Rule
+from ._openws_records import (
+    Bubble,
+    Callback,
+    FakeStatistics,
+    RecordedFrame,
+    StreamView,
+    UploadedMedia,
+)
+from ._state import BotState, FakeErrcode, Rules
+
+__all__ = ["FakeWeCom", "NotConnected", "open_fake_wecom", "serve_fake_openws"]
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+_CONFLICT_MSG = "more than one callers at the same time, data version conflict"  # §4.3
+_HANDSHAKE_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 5.0
+
+
+class NotConnected(RuntimeError):
+    """The bot has no live subscribed connection to push a callback to."""
+
+
+class FakeWeCom(DriveMixin):
+    """A fake ``wss://openws.work.weixin.qq.com`` for tests, the demo and benchmarks.
+
+    Create it, serve it with :func:`serve_fake_openws` or :func:`open_fake_wecom`, point the bot
+    at :attr:`url` with :attr:`bot_id` / :attr:`secret`, then drive users (``send_text`` ...),
+    observe what they see (:meth:`conversation`, :meth:`stream`) and break things (:attr:`faults`).
+    All timing uses trio's clock, so tests under ``trio.testing.MockClock`` are deterministic.
+    """
+
+    def __init__(
+        self,
+        *,
+        bots: Mapping[str, str] | None = None,
+        ack_delay: float = 0.0,
+        stale_req_ids_after_reconnect: bool = True,
+        rate_limit: bool = True,
+        record: bool = True,
+        media_ttl: float = 300.0,
+        idle_timeout: float | None = 90.0,
+        seed: int | None = None,
+        epoch: float | None = None,
+    ) -> None:
+        bots = dict(bots) if bots is not None else {"fake-bot": "fake-secret"}
+        if not bots:
+            raise ValueError("bots must name at least one bot")
+        if ack_delay < 0 or (idle_timeout is not None and idle_timeout <= 0):
+            raise ValueError("ack_delay must be >= 0 and idle_timeout > 0 (or None)")
+        self._bots = {bot_id: BotState(bot_id, secret) for bot_id, secret in bots.items()}
+        self.bot_id, self.secret = next(iter(bots.items()))
+        self.ack_delay = ack_delay
+        self.record = record
+        self.idle_timeout = idle_timeout
+        self.url = ""
+        self.media_base_url = ""
+        self.frames: list[RecordedFrame] = []
+        self.faults = FaultInjector(self)
+        self._rng = random.Random(seed)
+        self._epoch = time.time() if epoch is None else epoch
+        self._t0 = 0.0
+        self._rules = Rules(
+            rng=self._rng,
+            stale_req_ids_after_reconnect=stale_req_ids_after_reconnect,
+            rate_limit=rate_limit,
+            wall=self._wall,
+        )
+        self._media = MediaStore(ttl=media_ttl, rng=self._rng)
+        self._conns: dict[int, Conn] = {}
+        self._live: dict[str, Conn] = {}  # bot_id -> the newest subscribed connection
+        self._in_flight: set[tuple[str, str]] = set()  # (bot_id, req_id) being processed
+        self._conn_ids = itertools.count(1)
+        self._msg_ids = itertools.count(1)
+        self._changed = trio.Event()
+        self._serving = False
+        self._connections_total = 0
+        self._subscribes_ok = 0
+        self._subscribes_refused = 0
+        self._frames_in = 0
+        self._frames_out = 0
+        self._acks: Counter[int] = Counter()
+        self._callbacks_pushed = 0
+
+    # --- observing -------------------------------------------------------------------------------
+
+    def statistics(self) -> FakeStatistics:
+        return FakeStatistics(
+            connections_total=self._connections_total,
+            live_connections=len(self._conns),
+            subscribes_ok=self._subscribes_ok,
+            subscribes_refused=self._subscribes_refused,
+            frames_in=self._frames_in,
+            frames_out=self._frames_out,
+            acks_by_errcode=dict(self._acks),
+            callbacks_pushed=self._callbacks_pushed,
+        )
+
+    def conversation(self, conv: str, *, bot_id: str | None = None) -> list[Bubble]:
+        """What the user sees in ``conv`` (a userid for single chats, a chatid for groups)."""
+        return [b.freeze() for b in self._bot(bot_id).conversations.get(conv, [])]
+
+    def stream(self, req_id: str) -> StreamView | None:
+        """The latest stream replying to callback ``req_id``, or ``None``."""
+        streams = self._rules.streams_by_req.get(req_id)
+        return streams[-1].view() if streams else None
+
+    def media(self, media_id: str, *, bot_id: str | None = None) -> UploadedMedia | None:
+        """A media the bot uploaded (§3.9), with its bytes."""
+        m = self._bot(bot_id).media.get(media_id)
+        return (
+            None if m is None else UploadedMedia(m.media_id, m.type, m.filename, m.data, m.created)
+        )
+
+    def is_subscribed(self, bot_id: str | None = None) -> bool:
+        """Whether the bot has a live subscribed connection callbacks can be pushed to."""
+        return self._live_conn(self._bot(bot_id).bot_id) is not None
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` is true; it is re-checked on every state change."""
+        while True:
+            changed = self._changed
+            if predicate():
+                return
+            await changed.wait()
+
+    async def wait_subscribed(self, bot_id: str | None = None, *, count: int = 1) -> None:
+        """Wait until ``count`` subscribes of the bot have succeeded in total."""
+        bot = self._bot(bot_id)
+        await self.wait_until(lambda: bot.subscribes_ok >= count)
+
+    async def wait_stream_finished(self, req_id: str) -> StreamView:
+        """Wait until the latest stream replying to ``req_id`` has finished (no timeout)."""
+        await self.wait_until(lambda: (s := self.stream(req_id)) is not None and s.finished)
+        view = self.stream(req_id)
+        assert view is not None
+        return view
+
+    # --- internals shared with the driver and the fault injector ---------------------------------
+
+    def _bot(self, bot_id: str | None) -> BotState:
+        bot = self._bots.get(self.bot_id if bot_id is None else bot_id)
+        if bot is None:
+            raise KeyError(f"unknown bot {bot_id!r}")
+        return bot
+
+    def _wall(self, now: float) -> int:
+        """A unix timestamp for trio time ``now`` (create_time, created_at)."""
+        return int(self._epoch + now - self._t0)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _live_conn(self, bot_id: str) -> Conn | None:
+        conn = self._live.get(bot_id)
+        if conn is None or conn.closing or conn.closed or conn.replaced:
+            return None
+        return conn
+
+    def _open_conns(self, bot_id: str | None) -> list[Conn]:
+        bot = self._bot(bot_id)
+        return [
+            c for c in self._conns.values()
+            if c.bot_id == bot.bot_id and c.subscribed and not (c.closing or c.closed)
+        ]  # fmt: skip
+
+    def _new_msgid(self) -> str:
+        return f"fake-msg-{next(self._msg_ids)}-{self._rng.getrandbits(32):08x}"
+
+    async def _push(self, cmd: str, body: dict[str, Any], bot_id: str | None) -> Callback:
+        """Push one callback to the bot's live connection (§3.3, §3.4)."""
+        bot = self._bot(bot_id)
+        conn = self._live_conn(bot.bot_id)
+        if conn is None:
+            raise NotConnected(f"bot {bot.bot_id!r} has no live subscribed connection")
+        req_id = self._rules.token("cb-")
+        # Registered before it is sent: a quick reply must find it.
+        self._rules.register_callback(bot, conn.id, cmd, req_id, body, trio.current_time())
+        if not await self._send(conn, {"cmd": cmd, "headers": {"req_id": req_id}, "body": body}):
+            raise NotConnected(f"the connection of bot {bot.bot_id!r} closed during the push")
+        self._callbacks_pushed += 1
+        msgid = body.get("msgid")
+        return Callback(req_id, msgid if isinstance(msgid, str) else "", body, cmd, conn.id)
+
+    # --- sending ---------------------------------------------------------------------------------
+
+    async def _send(self, conn: Conn, frame: dict[str, Any]) -> bool:
+        return await self._send_text(conn, _encode(frame).decode(), frame)
+
+    async def _send_text(self, conn: Conn, text: str, frame: dict[str, Any] | None) -> bool:
+        """Send one text frame; ``False`` if the connection is gone. One writer at a time, in
+        order, so the recording matches the wire. (Not shielded: a fake may lose a frame on
+        shutdown, and a shielded write to a client that stopped reading would never end.)"""
+        async with conn.send_lock:
+            if conn.closed:
+                return False
+            self._frames_out += 1
+            if self.record:
+                self.frames.append(RecordedFrame(trio.current_time(), "out", conn.id, text, frame,
+                                                 delivered=not conn.stream.stalled))  # fmt: skip
+            self._notify()
+            try:
+                await conn.ws.send_message(text)
+            except ConnectionClosed:
+                return False
+        return True
+
+    async def _ack(
+        self, conn: Conn, req_id: str, errcode: int, errmsg: str, body: Any = None
+    ) -> None:
+        # §2.1: acks echo the request's req_id and carry no cmd.
+        frame: dict[str, Any] = {
+            "headers": {"req_id": req_id},
+            "errcode": errcode,
+            "errmsg": errmsg,
+        }
+        if body is not None:
+            frame["body"] = body
+        if await self._send(conn, frame):
+            self._acks[errcode] += 1
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def _abort(self, conn: Conn) -> None:
+        conn.closing = True
+        conn.stream.abort()
+        self._notify()
+
+    def _start_close(self, conn: Conn, code: int, reason: str | None) -> None:
+        conn.closing = True
+        conn.nursery.start_soon(self._close, conn, code, reason)
+        self._notify()
+
+    async def _close(self, conn: Conn, code: int, reason: str | None) -> None:
+        conn.closing = True
+        self._notify()
+        try:
+            with trio.move_on_after(_CLOSE_TIMEOUT):
+                await conn.ws.aclose(code, reason)
+        finally:
+            conn.close_done.set()
+
+    def _kick(self, conn: Conn, *, close: bool) -> None:
+        """§3.4.4: ``disconnected_event`` to ``conn``, then (``close``) close it."""
+        conn.replaced = True
+        if self._live.get(conn.bot_id or "") is conn:
+            del self._live[conn.bot_id or ""]
+        close = close and not conn.stream.stalled  # a stalled socket stays open for good
+        if close:
+            conn.closing = True
+        conn.nursery.start_soon(self._send_disconnected, conn, close)
+        self._notify()
+
+    async def _send_disconnected(self, conn: Conn, close: bool) -> None:
+        body = {
+            "msgid": self._new_msgid(),
+            "create_time": self._wall(trio.current_time()),
+            "aibotid": conn.bot_id,
+            "msgtype": "event",
+            "event": {"eventtype": "disconnected_event"},
+        }
+        frame = {"cmd": "aibot_event_callback", "headers": {"req_id": self._rules.token("cb-")},
+                 "body": body}  # fmt: skip
+        if await self._send(conn, frame):
+            self._callbacks_pushed += 1
+        if close:
+            await self._close(conn, 1000, "replaced by a new connection")
+
+    # --- connections -----------------------------------------------------------------------------
+
+    async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
+        """One accepted TCP connection (the handler of ``trio.serve_tcp``): never raises for a
+        misbehaving client, so one bad connection cannot stop the server."""
+        stream = ControlledStream(tcp)
+        try:
+            async with trio.open_nursery() as nursery:
+                request = None
+                with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+                    request = await trio_websocket.wrap_server_stream(nursery, stream)
+                if request is None:
+                    nursery.cancel_scope.cancel()
+                    return
+                if request.path not in ("/", ""):  # §1: the endpoint is the bare URL
+                    await request.reject(404, body=b"not found")
+                    nursery.cancel_scope.cancel()
+                    return
+                ws = await request.accept()
+                conn = Conn(next(self._conn_ids), stream, ws, nursery, trio.current_time())
+                await self._serve_conn(conn)
+                nursery.cancel_scope.cancel()
+        except* (ConnectionClosed, trio_websocket.HandshakeError, trio.BrokenResourceError,
+                 trio.ClosedResourceError):  # fmt: skip
+            pass  # the client went away: that is its business, not the server's
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    async def _serve_conn(self, conn: Conn) -> None:
+        self._conns[conn.id] = conn
+        self._connections_total += 1
+        self._notify()
+        try:
+            conn.nursery.start_soon(self._idle_watchdog, conn)
+            while True:
+                try:
+                    message = await conn.ws.get_message()
+                except ConnectionClosed:
+                    break
+                await self._on_message(conn, message)
+            if conn.closing:  # let a close handshake we started finish
+                with trio.move_on_after(_CLOSE_TIMEOUT):
+                    await conn.close_done.wait()
+        finally:
+            conn.closed = True
+            del self._conns[conn.id]
+            if self._live.get(conn.bot_id or "") is conn:
+                del self._live[conn.bot_id or ""]
+            self._notify()
+
+    async def _idle_watchdog(self, conn: Conn) -> None:
+        # §3.2 / §4.1: "若长时间未收到心跳，服务端会主动断开连接"; the timeout is undocumented.
+        if self.idle_timeout is None:
+            return
+        while not conn.closing:
+            if conn.stream.stalled:
+                await trio.sleep_forever()  # a stalled server is past caring
+            deadline = conn.last_frame + self.idle_timeout
+            if trio.current_time() >= deadline:
+                await self._close(conn, 1000, "idle timeout")
+                return
+            await trio.sleep_until(deadline)
+
+    async def _on_message(self, conn: Conn, message: str | bytes) -> None:
+        now = trio.current_time()
+        conn.last_frame = now
+        self._frames_in += 1
+        data: dict[str, Any] | None = None
+        try:
+            decoded = _decode(message)
+            data = decoded if isinstance(decoded, dict) else None
+        except msgspec.DecodeError:
+            pass  # non-JSON from the client: recorded and ignored (documented choice)
+        if self.record:
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            self.frames.append(RecordedFrame(now, "in", conn.id, text, data))
+        self._notify()
+        if data is None:
+            return
+        cmd = data.get("cmd")
+        headers = data.get("headers")
+        req_id = headers.get("req_id") if isinstance(headers, dict) else None
+        if not isinstance(cmd, str) or not isinstance(req_id, str):
+            return  # no cmd or req_id to answer to: recorded and ignored (documented choice)
+        body = data.get("body")
+        if cmd == "aibot_subscribe":
+            await self._on_subscribe(conn, req_id, body)
+            return
+        if not conn.subscribed or (conn.replaced and cmd != "ping"):
+            # §4.3, §8 scenario 3: nothing but subscribe before a successful subscribe.
+            await self._ack(
+                conn, req_id, FakeErrcode.NOT_SUBSCRIBED, "aibot websocket not subscribed"
+            )
+            return
+        bot = self._bots[conn.bot_id or ""]
+        key = (bot.bot_id, req_id)
+        if key in self._in_flight:
+            # §2.2 rule 4, §8 scenario 7: a second frame while the first is being processed.
+            self._rules.count_rejected(bot, cmd, req_id, body)
+            await self._ack(conn, req_id, FakeErrcode.CONFLICT, _CONFLICT_MSG)
+            return
+        faults = self.faults.for_bot(bot.bot_id)
+        injected = faults.take(faults.ack_errors, cmd) if faults else None
+        delayed = faults.take(faults.delays, cmd) if faults else None
+        drop = bool(faults) and faults.take(faults.drops, cmd) is not None
+        delay = (self.ack_delay if cmd != "ping" else 0.0) + (delayed.seconds if delayed else 0.0)
+        if delay > 0:
+            self._in_flight.add(key)
+            conn.nursery.start_soon(self._process_later, conn, bot, cmd, req_id, body, now, delay,
+                                    injected, drop)  # fmt: skip
+        else:
+            await self._process(conn, bot, cmd, req_id, body, now, injected, drop)
+
+    async def _process_later(
+        self, conn: Conn, bot: BotState, cmd: str, req_id: str, body: Any, now: float,
+        delay: float, injected: Rule | None, drop: bool,
+    ) -> None:  # fmt: skip
+        try:
+            await trio.sleep_until(now + delay)
+            await self._process(conn, bot, cmd, req_id, body, now, injected, drop)
+        finally:
+            self._in_flight.discard((bot.bot_id, req_id))
+
+    async def _process(
+        self, conn: Conn, bot: BotState, cmd: str, req_id: str, body: Any, now: float,
+        injected: Rule | None, drop: bool,
+    ) -> None:  # fmt: skip
+        """Judge and apply one request (time windows use its arrival time ``now``), then ack."""
+        if injected is not None:
+            self._rules.count_rejected(bot, cmd, req_id, body)
+            errcode, errmsg, ack_body = injected.errcode, injected.errmsg, None
+        else:
+            errcode, errmsg, ack_body = self._rules.handle(bot, conn.id, cmd, req_id, body, now)
+        self._in_flight.discard((bot.bot_id, req_id))  # processing is over before the ack leaves
+        self._notify()
+        if not drop:
+            await self._ack(conn, req_id, errcode, errmsg, ack_body)
+
+    async def _on_subscribe(self, conn: Conn, req_id: str, body: Any) -> None:
+        """§3.1: check bot_id + secret (extra keys such as scene, plug_version are fine); ack;
+        only then make this the bot's live connection, kicking the previous one (§3.4.4)."""
+        body = body if isinstance(body, dict) else {}
+        bot_id, secret = body.get("bot_id"), body.get("secret")
+        bot = self._bots.get(bot_id) if isinstance(bot_id, str) else None
+        faults: BotFaults | None = self.faults.for_bot(bot.bot_id) if bot is not None else None
+        refused: tuple[int, str] | None = None
+        if bot is None or secret != bot.secret:
+            refused = (FakeErrcode.INVALID_SECRET, "invalid secret")
+        elif faults and (rule := faults.take(faults.refuse, "aibot_subscribe")) is not None:
+            refused = (rule.errcode, "invalid secret" if rule.errcode == 600041 else "injected")
+        if refused is not None:
+            # §8 scenario 2: the fake closes the socket after a refused subscribe.
+            self._subscribes_refused += 1
+            self._notify()
+            await self._ack(conn, req_id, *refused)
+            await self._close(conn, 1000, "subscribe refused")
+            return
+        assert bot is not None and faults is not None
+        injected = faults.take(faults.ack_errors, "aibot_subscribe") if faults else None
+        if injected is not None:
+            await self._ack(conn, req_id, injected.errcode, injected.errmsg)
+            return
+        delayed = faults.take(faults.delays, "aibot_subscribe") if faults else None
+        if delayed is not None:
+            await trio.sleep(delayed.seconds)
+        if not (faults and faults.take(faults.drops, "aibot_subscribe")):
+            await self._ack(conn, req_id, 0, "ok")
+        if conn.closing or conn.closed:
+            return
+        if (
+            conn.subscribed
+            and conn.bot_id != bot.bot_id
+            and self._live.get(conn.bot_id or "") is conn
+        ):
+            del self._live[conn.bot_id or ""]
+        # Callbacks may flow only from here on: never before the subscribe ack (§8 scenario 1).
+        conn.bot_id, conn.subscribed, conn.replaced = bot.bot_id, True, False
+        old = self._live.get(bot.bot_id)
+        self._live[bot.bot_id] = conn
+        bot.subscribes_ok += 1
+        self._subscribes_ok += 1
+        if old is not None and old is not conn and not (old.closed or old.replaced):
+            self._kick(old, close=True)
+        self._notify()
+
+
+async def serve_fake_openws(
+    fake: FakeWeCom,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    media_port: int = 0,
+    task_status: trio.TaskStatus[FakeWeCom] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve ``fake``: the WebSocket endpoint and the media HTTP server. ``started()`` with the
+    fake once both listen (``fake.url`` and ``fake.media_base_url`` set). Runs until cancelled."""
+    if fake._serving:
+        raise RuntimeError("this FakeWeCom is already being served")
+    fake._serving = True
+    try:
+        async with trio.open_nursery() as nursery:
+            fake._t0 = trio.current_time()
+            # One listener: a name resolving to several addresses would get several ports.
+            listeners = await trio.open_tcp_listeners(port, host=host)
+            for extra in listeners[1:]:
+                await extra.aclose()
+            listeners = listeners[:1]
+            await nursery.start(trio.serve_listeners, fake._handle_tcp, listeners)
+            ws_port = listeners[0].socket.getsockname()[1]
+            fake.media_base_url = await nursery.start(
+                partial(serve_media, fake._media, host=host, port=media_port)
+            )
+            fake.url = f"ws://[{host}]:{ws_port}" if ":" in host else f"ws://{host}:{ws_port}"
+            task_status.started(fake)
+            await trio.sleep_forever()
+    finally:
+        fake._serving = False
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@asynccontextmanager
+async def open_fake_wecom(
+    *, host: str = "127.0.0.1", port: int = 0, media_port: int = 0, **kwargs: Any
+) -> AsyncIterator[FakeWeCom]:
+    """A served :class:`FakeWeCom` (``kwargs`` go to its constructor); stopped on exit."""
+    fake = FakeWeCom(**kwargs)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            partial(serve_fake_openws, fake, host=host, port=port, media_port=media_port)
+        )
+        try:
+            yield fake
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,178 @@
+"""Fault injection for the fake WeCom (``fake.faults``), like tractor's ``break_ipc``.
+
+Socket faults (drop, close, stall, kick, junk frames) act at once on the bot's open subscribed
+connections and return how many they hit. Request faults (ack_errors, delay_acks, drop_acks,
+refuse_auth) are rules consumed by the next matching requests of that bot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._openws import FakeWeCom
+    from ._openws_conn import Conn
+
+__all__ = ["FaultInjector"]
+
+
+@dataclass(slots=True)
+class Rule:
+    cmd: str | None  # None: any command but ping and aibot_subscribe
+    remaining: int | None  # None: forever
+    errcode: int = 0
+    errmsg: str = ""
+    seconds: float = 0.0
+
+    def matches(self, cmd: str) -> bool:
+        if self.cmd is None:
+            return cmd not in ("ping", "aibot_subscribe")
+        return self.cmd == cmd
+
+
+@dataclass(slots=True)
+class BotFaults:
+    ack_errors: list[Rule] = field(default_factory=list)
+    delays: list[Rule] = field(default_factory=list)
+    drops: list[Rule] = field(default_factory=list)
+    refuse: list[Rule] = field(default_factory=list)
+
+    @staticmethod
+    def take(rules: list[Rule], cmd: str) -> Rule | None:
+        """Consume one use of the first rule matching ``cmd``."""
+        for i, rule in enumerate(rules):
+            if rule.matches(cmd):
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                    if rule.remaining <= 0:
+                        del rules[i]
+                return rule
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self.ack_errors or self.delays or self.drops or self.refuse)
+
+
+def _count(count: int | None) -> int | None:
+    if count is not None and count < 1:
+        raise ValueError("count must be >= 1 (or None for forever)")
+    return count
+
+
+class FaultInjector:
+    """Break the fake on purpose. ``bot_id=None`` means the fake's first bot."""
+
+    def __init__(self, fake: FakeWeCom) -> None:
+        self._fake = fake
+        self._bots: dict[str, BotFaults] = {}
+
+    def for_bot(self, bot_id: str) -> BotFaults:
+        faults = self._bots.get(bot_id)
+        if faults is None:
+            faults = self._bots[bot_id] = BotFaults()
+        return faults
+
+    def _conns(self, bot_id: str | None) -> list[Conn]:
+        return self._fake._open_conns(bot_id)
+
+    # --- socket faults ---------------------------------------------------------------------------
+
+    def drop(self, *, bot_id: str | None = None) -> int:
+        """Abort the TCP connection(s): RST, no WebSocket close handshake (§8 scenario 14)."""
+        conns = self._conns(bot_id)
+        for conn in conns:
+            self._fake._abort(conn)
+        return len(conns)
+
+    def close(
+        self, code: int = 1000, *, reason: str | None = None, bot_id: str | None = None
+    ) -> int:
+        """An orderly server-side WebSocket close with ``code`` (§4.4: codes are undocumented)."""
+        conns = self._conns(bot_id)
+        for conn in conns:
+            self._fake._start_close(conn, code, reason)
+        return len(conns)
+
+    def stall(self, *, bot_id: str | None = None) -> int:
+        """Half-open (§7 pitfall 21): the socket stays open, but everything the client sends is
+        swallowed unread and nothing (no ack, no callback, no WS pong) is sent to it any more,
+        until the client closes it. Callbacks pushed to a stalled connection are lost (recorded
+        with ``delivered=False``). New connections are served normally."""
+        conns = [c for c in self._conns(bot_id) if not c.stream.stalled]
+        for conn in conns:
+            conn.stream.stalled = True
+        self._fake._notify()
+        return len(conns)
+
+    def kick(self, *, close: bool = True, bot_id: str | None = None) -> int:
+        """What a second subscriber causes (§3.4.4): ``disconnected_event``, then a close.
+        ``close=False`` leaves the socket open (§7 pitfall 10): pings are still answered, any
+        other request gets 846609, and no callbacks are pushed to it."""
+        conns = [c for c in self._conns(bot_id) if not c.replaced]
+        for conn in conns:
+            self._fake._kick(conn, close=close)
+        return len(conns)
+
+    def send_junk(self, text: str, *, bot_id: str | None = None) -> int:
+        """Push ``text`` verbatim as one text frame (§8 scenario 18: non-JSON payloads)."""
+        conns = self._conns(bot_id)
+        for conn in conns:
+            conn.nursery.start_soon(self._fake._send_text, conn, text, None)
+        return len(conns)
+
+    def send_oversized(self, size: int, *, bot_id: str | None = None) -> int:
+        """Push one valid JSON frame of exactly ``size`` characters with an unknown ``cmd``."""
+        head = '{"cmd":"fake_oversized","headers":{"req_id":"oversized"},"body":{"padding":"'
+        tail = '"}}'
+        if size < len(head) + len(tail):
+            raise ValueError(f"size must be at least {len(head) + len(tail)}")
+        return self.send_junk(head + "x" * (size - len(head) - len(tail)) + tail, bot_id=bot_id)
+
+    # --- request faults --------------------------------------------------------------------------
+
+    def ack_errors(
+        self,
+        errcode: int,
+        *,
+        cmd: str | None = None,
+        count: int | None = 1,
+        errmsg: str = "injected",
+        bot_id: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests (of ``cmd``; ``None``: any but ping and subscribe)
+        with ``errcode`` and do not apply them."""
+        faults = self.for_bot(self._fake._bot(bot_id).bot_id)
+        faults.ack_errors.append(Rule(cmd, _count(count), errcode=errcode, errmsg=errmsg))
+
+    def delay_acks(
+        self,
+        seconds: float,
+        *,
+        cmd: str | None = None,
+        count: int | None = 1,
+        bot_id: str | None = None,
+    ) -> None:
+        """Process the next ``count`` requests ``seconds`` longer before acking (a second frame
+        for the same req_id meanwhile gets 6000)."""
+        faults = self.for_bot(self._fake._bot(bot_id).bot_id)
+        faults.delays.append(Rule(cmd, _count(count), seconds=seconds))
+
+    def drop_acks(
+        self, *, cmd: str | None = "ping", count: int | None = None, bot_id: str | None = None
+    ) -> None:
+        """Apply the next ``count`` requests of ``cmd`` but swallow their acks (§8 scenario 5)."""
+        faults = self.for_bot(self._fake._bot(bot_id).bot_id)
+        faults.drops.append(Rule(cmd, _count(count)))
+
+    def refuse_auth(
+        self, count: int | None = None, errcode: int = 600041, *, bot_id: str | None = None
+    ) -> None:
+        """Refuse the next ``count`` subscribes of the bot (``None``: all) even with the right
+        secret: ack ``errcode``, then close the socket, like a wrong secret (§8 scenario 2)."""
+        faults = self.for_bot(self._fake._bot(bot_id).bot_id)
+        faults.refuse.append(Rule("aibot_subscribe", _count(count), errcode=errcode))
+
+    def clear(self, *, bot_id: str | None = None) -> None:
+        """Forget every pending request fault of the bot (socket faults cannot be undone)."""
+        self._bots.pop(self._fake._bot(bot_id).bot_id, None)
