@@ -18,9 +18,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import msgspec
 import trio
 
+from .core import BotCore, BotStatistics
 from .errors import ConfigError, TerminalError
 from .handlers.turn import Handler, as_handler
 from .longconn.bot import LongConnBot
@@ -31,33 +31,10 @@ __all__ = ["BotHandle", "BotStatistics", "open_bot", "resolve_handler", "serve_b
 log = logging.getLogger("wecom_actors.bot")
 
 
-class BotStatistics(msgspec.Struct, frozen=True):
-    """A snapshot of one bot's state, queues and counters."""
-
-    mode: str
-    state: str
-    connects: int
-    reconnects: int
-    sessions: int
-    queued_messages: int
-    running_handlers: int
-    received: int
-    duplicates: int
-    busy_rejections: int
-    requests_in_flight: int
-    requests_queued: int
-    request_lanes: int
-    frames_in: int
-    junk_frames: int
-    pings_missed: int
-    handler_errors: int
-    replies_failed: int
-
-
 class BotHandle:
     """What ``serve_bot`` hands back once the bot is subscribed (or listening)."""
 
-    def __init__(self, runtime: LongConnBot, cancel_scope: trio.CancelScope) -> None:
+    def __init__(self, runtime: BotCore, cancel_scope: trio.CancelScope) -> None:
         self._runtime = runtime
         self._cancel_scope = cancel_scope
         self.config = runtime.config
@@ -67,39 +44,19 @@ class BotHandle:
         (userid for a single chat, chatid for a group); split at 20480 bytes."""
         await self._runtime.push_markdown(chatid, text)
 
+    @property
+    def runtime(self) -> BotCore:
+        """The mode's runtime (for tests and diagnostics; not a stable API)."""
+        return self._runtime
+
     def statistics(self) -> BotStatistics:
-        rt = self._runtime
-        sup, router, corr = rt.supervisor, rt.router.statistics(), rt.correlator.statistics()
-        return BotStatistics(
-            mode="long-connection",
-            state=sup.state,
-            connects=sup.counters["connects"],
-            reconnects=sup.counters["reconnects"],
-            sessions=router.sessions,
-            queued_messages=router.queued,
-            running_handlers=router.running,
-            received=router.received,
-            duplicates=router.duplicates,
-            busy_rejections=router.busy,
-            requests_in_flight=corr.in_flight,
-            requests_queued=corr.queued,
-            request_lanes=corr.lanes,
-            frames_in=sup.counters["frames_in"],
-            junk_frames=sup.counters["junk_frames"],
-            pings_missed=sup.counters["pings_missed"],
-            handler_errors=rt.counts["handler_errors"],
-            replies_failed=rt.counts["replies_failed"],
-        )
+        """A frozen snapshot: state, sessions, queues, reconnects, counters."""
+        return self._runtime.statistics()
 
     async def drain(self, grace: float | None = None) -> bool:
         """Stop taking new messages and wait (at most ``grace`` s) for running handlers and
         their streams to finish. True if everything finished in time."""
-        router = self._runtime.router
-        router.stop_intake()
-        with trio.move_on_after(self.config.drain_timeout if grace is None else grace):
-            await router.wait_idle()
-            return True
-        return False
+        return await self._runtime.drain(self.config.drain_timeout if grace is None else grace)
 
     def stop(self) -> None:
         """Cancel the bot (without draining)."""
@@ -147,16 +104,19 @@ async def serve_bot(
 ) -> None:
     """Run one bot until cancelled or a terminal error; ``started(handle)`` once usable."""
     resolved = resolve_handler(handler)
-    if config.mode == "webhook":
-        from .webhook.bot import serve_webhook_bot
-
-        await serve_webhook_bot(config, resolved, task_status=task_status, http_client=http_client, rng=rng)
-        return
     rng = rng or random.Random()
     try:
         async with _client(http_client, config) as http:
             async with trio.open_nursery() as nursery:
-                runtime = LongConnBot(config, resolved, http_client=http, rng=rng, transport_factory=transport_factory)
+                runtime: BotCore
+                if config.mode == "webhook":
+                    from .webhook.bot import WebhookBot
+
+                    runtime = WebhookBot(config, resolved, http_client=http, rng=rng)
+                else:
+                    runtime = LongConnBot(
+                        config, resolved, http_client=http, rng=rng, transport_factory=transport_factory
+                    )
                 handle = BotHandle(runtime, nursery.cancel_scope)
                 await nursery.start(runtime.run, handle)
                 task_status.started(handle)

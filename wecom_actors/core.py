@@ -1,0 +1,168 @@
+"""What both modes share above the transport: handler dispatch, the Router, media, counters."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import msgspec
+import trio
+
+from .errors import ReplyFailed, RequestError
+from .handlers.turn import Handler, Turn
+from .ids import IdGen
+from .protocol.inbound import EventMessage, InboundMessage
+from .protocol.inbound import MediaRef as InboundMediaRef
+from .router import Router
+from .sessions import ReplyChannel
+
+if TYPE_CHECKING:
+    from .media import MediaPayload
+
+__all__ = ["BUSY_TEXT", "BotCore", "BotStatistics"]
+
+log = logging.getLogger("wecom_actors.bot")
+
+BUSY_TEXT = "I am still working on your earlier messages. Please send this one again in a moment."
+
+
+class BotStatistics(msgspec.Struct, frozen=True):
+    """A snapshot of one bot's state, queues and counters."""
+
+    mode: str
+    state: str
+    connects: int
+    reconnects: int
+    sessions: int
+    queued_messages: int
+    running_handlers: int
+    received: int
+    duplicates: int
+    busy_rejections: int
+    requests_in_flight: int  # long connection: frames waiting for an ack; webhook: 0
+    requests_queued: int
+    request_lanes: int
+    frames_in: int
+    junk_frames: int
+    pings_missed: int
+    handler_errors: int
+    replies_failed: int
+
+
+class BotCore:
+    """Router + handler dispatch. A mode subclasses it and supplies ``channel_for``."""
+
+    mode = "?"
+
+    def __init__(self, config: Any, handler: Handler, *, http_client: httpx.AsyncClient, rng: random.Random) -> None:
+        self.config = config
+        self.handler = handler
+        self.http = http_client
+        self.rng = rng
+        self.ids = IdGen(rng)
+        self.router = Router(
+            dispatch=self.dispatch,
+            on_busy=self.busy,
+            handler_concurrency=config.handler_concurrency,
+            session_queue_size=config.session_queue_size,
+        )
+        self.counts = dict.fromkeys(("handler_errors", "replies_failed", "pushes"), 0)
+        self.handle: Any = None
+
+    # --- supplied by the mode ----------------------------------------------------------------
+
+    async def run(self, handle: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the mode's actors; ``started()`` once subscribed (long connection) or listening."""
+        raise NotImplementedError
+
+    async def push_markdown(self, chatid: str, text: str) -> None:
+        """A proactive markdown message to ``chatid``."""
+        raise NotImplementedError
+
+    def channel_for(self, req_id: str, message: InboundMessage) -> ReplyChannel:
+        raise NotImplementedError
+
+    def media_key(self, ref: InboundMediaRef) -> bytes | str | None:
+        """The key that decrypts ``ref`` (long connection: its aeskey; webhook: the EncodingAESKey)."""
+        return ref.aeskey
+
+    def new_stream_id(self, req_id: str) -> str:
+        return self.ids.stream_id()
+
+    # --- shared ------------------------------------------------------------------------------
+
+    def turn(self, req_id: str, message: InboundMessage) -> Turn:
+        return Turn(
+            message,
+            req_id=req_id,
+            channel=self.channel_for(req_id, message),
+            bot=self.handle,
+            new_stream_id=lambda: self.new_stream_id(req_id),
+            download=self.download,
+            min_interval=self.config.stream_min_interval,
+        )
+
+    async def download(self, ref: InboundMediaRef) -> MediaPayload:
+        from .media import MediaPolicy, download_media
+
+        policy = MediaPolicy(
+            max_bytes=self.config.media_max_bytes,
+            timeout=self.config.media_timeout,
+            allow_private=self.config.media_allow_private,
+        )
+        return await download_media(self.http, ref.url, key=self.media_key(ref), policy=policy)
+
+    async def dispatch(self, req_id: str, message: InboundMessage) -> None:
+        """Run the handler on one callback: the boundary where the user's bugs stop."""
+        turn = self.turn(req_id, message)
+        try:
+            await self.handler(turn)
+        except ReplyFailed as exc:
+            log.error("%s", exc)
+        except Exception:
+            # A bug in the user's handler must not stop the bot: log it, answer the user with a
+            # short note, keep serving. (Cancelled is a BaseException and passes through.)
+            self.counts["handler_errors"] += 1
+            log.exception("handler %s failed on msgid %s", getattr(self.handler, "__name__", "?"), message.msgid)
+            if not turn.replied and not turn.is_event:
+                await self.answer(turn, "Sorry, something went wrong while answering.")
+        finally:
+            self.counts["replies_failed"] += sum(1 for s in turn.streams if s.failed)
+
+    async def busy(self, req_id: str, message: InboundMessage) -> None:
+        if isinstance(message, EventMessage):
+            return
+        await self.answer(self.turn(req_id, message), BUSY_TEXT)
+
+    async def answer(self, turn: Turn, text: str) -> None:
+        try:
+            await turn.reply_text(text)
+        except RequestError as exc:
+            log.error("could not answer msgid %s: %s", turn.message.msgid, exc)
+
+    def statistics(self) -> BotStatistics:
+        raise NotImplementedError
+
+    def _base_statistics(self, **mode_fields: Any) -> BotStatistics:
+        router = self.router.statistics()
+        return BotStatistics(
+            mode=self.mode,
+            sessions=router.sessions,
+            queued_messages=router.queued,
+            running_handlers=router.running,
+            received=router.received,
+            duplicates=router.duplicates,
+            busy_rejections=router.busy,
+            handler_errors=self.counts["handler_errors"],
+            replies_failed=self.counts["replies_failed"],
+            **mode_fields,
+        )
+
+    async def drain(self, grace: float) -> bool:
+        self.router.stop_intake()
+        with trio.move_on_after(grace):
+            await self.router.wait_idle()
+            return True
+        return False
