@@ -148,7 +148,7 @@ async def test_846609_kills_the_connection_and_resends_after_resubscribe(mock_cl
         async with trio.open_nursery() as nursery:
 
             async def first_conn() -> None:
-                with trio.testing.RaisesGroup(trio.testing.RaisesGroup(ConnectionLost)):
+                with pytest.RaisesGroup(pytest.RaisesGroup(ConnectionLost)):
                     async with trio.open_nursery() as inner:
                         await _start(inner, c, first)
 

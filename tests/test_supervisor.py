@@ -6,6 +6,7 @@ import random
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from wecom_actors import AuthError, BotConfig, KickedOut, serve_bot
@@ -60,9 +61,11 @@ async def test_start_returns_only_after_subscribe(autojump_clock: trio.testing.M
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             started: list[object] = []
+            ready = trio.Event()
 
             async def starter() -> None:
                 started.append(await start(nursery, wecom, config()))
+                ready.set()
 
             nursery.start_soon(starter)
             peer = await wecom.accept()
@@ -71,8 +74,7 @@ async def test_start_returns_only_after_subscribe(autojump_clock: trio.testing.M
             await trio.sleep(3)
             assert started == []  # no ack yet: serve_bot has not returned
             await peer.ack(frame["headers"]["req_id"])
-            while not started:
-                await trio.sleep(0.01)
+            await ready.wait()
             assert started[0].statistics().state == "subscribed"  # type: ignore[attr-defined]
             nursery.cancel_scope.cancel()
 
@@ -118,7 +120,7 @@ async def _start_subscribed(nursery: trio.Nursery, wecom: MemWeCom, cfg: BotConf
     nursery.start_soon(starter)
     await wecom.accept_subscribed()
     while not result:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
     return result[0]
 
 
@@ -151,7 +153,7 @@ async def test_auth_refused_stops_after_bounded_attempts(autojump_clock: trio.te
             await peer.ack(frame["headers"]["req_id"], 600041, "invalid secret")
 
     with trio.fail_after(600):
-        with trio.testing.RaisesGroup(AuthError):
+        with pytest.RaisesGroup(AuthError):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(refuse_all)
                 await start(nursery, wecom, config(auth_max_attempts=5))
@@ -163,7 +165,7 @@ async def test_auth_refused_stops_after_bounded_attempts(autojump_clock: trio.te
 async def test_kicked_out_stops_without_reconnecting(autojump_clock: trio.testing.MockClock) -> None:
     wecom = MemWeCom()
     with trio.fail_after(600):
-        with trio.testing.RaisesGroup(KickedOut):
+        with pytest.RaisesGroup(KickedOut):
             async with trio.open_nursery() as nursery:
                 await _start_subscribed(nursery, wecom, config())
                 peer = wecom.peers[0]
@@ -212,7 +214,7 @@ async def test_a_siblings_exception_tears_the_bot_down(mock_clock: trio.testing.
         pass
 
     with trio.fail_after(60):
-        with trio.testing.RaisesGroup(Boom):
+        with pytest.RaisesGroup(Boom):
             async with trio.open_nursery() as nursery:
                 await _start_subscribed(nursery, wecom, config())
                 raise Boom

@@ -10,7 +10,6 @@ Cancelling the caller's scope stops the bot with no task left behind.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ import trio
 
 from .core import BotCore, BotStatistics
 from .errors import ConfigError, TerminalError
+from .handlers.loading import load_handler
 from .handlers.turn import Handler, as_handler
 from .longconn.bot import LongConnBot
 from .longconn.transport import TransportFactory
@@ -65,19 +65,10 @@ class BotHandle:
 
 def resolve_handler(handler: str | Callable[..., Any]) -> Handler:
     """``"echo"``, ``"package.module:callable"`` or a callable -> a handler."""
-    if isinstance(handler, str):
-        spec = "wecom_actors.handlers.echo:echo" if handler == "echo" else handler
-        module_name, sep, attr = spec.partition(":")
-        if not sep or not module_name or not attr:
-            raise ConfigError("--handler", f"expected 'echo' or 'package.module:callable', got {handler!r}")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError("--handler", f"cannot load {handler!r}: {exc}") from None
-        handler = obj
-    if not callable(handler):
-        raise ConfigError("--handler", f"{handler!r} is not callable")
-    return as_handler(handler)
+    obj = load_handler(handler) if isinstance(handler, str) else handler
+    if not callable(obj):
+        raise ConfigError("--handler", f"{obj!r} is not callable")
+    return as_handler(obj)
 
 
 def _terminal_of(eg: BaseExceptionGroup[Any]) -> TerminalError | None:

@@ -19,7 +19,6 @@ The runtime is reached only through the seams :func:`_serve`, :func:`_demo` and
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from ._logging import mask_secrets, register_secret, setup_logging
 from ._version import __version__
 from .config import MODES, SECRET_FIELDS, BotConfig
 from .errors import ConfigError, TerminalError
+from .handlers.loading import load_handler
 
 __all__ = ["EXIT_AUTH", "EXIT_CONFIG", "EXIT_ERROR", "EXIT_KICKED", "EXIT_OK", "main"]
 
@@ -38,50 +38,12 @@ EXIT_CONFIG = 2
 EXIT_AUTH = 3
 EXIT_KICKED = 4
 
-#: ``--handler echo`` means this built-in, imported only when it is needed.
-ECHO_HANDLER = "wecom_actors.handlers.echo:echo"
-
 Handler = Callable[..., Any]
 
 
 def _error(message: str, code: int) -> int:
     print(f"{PROG}: error: {mask_secrets(message)}", file=sys.stderr)
     return code
-
-
-# --- handler lookup --------------------------------------------------------------------------------
-
-
-def resolve_handler(spec: str) -> Handler:
-    """``echo`` or ``package.module:callable`` (the attribute may be dotted) -> the callable.
-
-    Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
-    not import, the attribute is missing or is not callable.
-    """
-    target = ECHO_HANDLER if spec == "echo" else spec
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(
-            "--handler", f"{spec!r} is not 'echo' or 'package.module:callable' (colon missing?)"
-        )
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError("--handler", f"cannot import module {module_name!r}: {exc}") from None
-    except Exception as exc:  # the user's module failed while importing: report, do not trace
-        raise ConfigError(
-            "--handler", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
-        ) from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(
-                "--handler", f"module {module_name!r} has no attribute {attr!r}"
-            ) from None
-    if not callable(obj):
-        raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
-    return obj
 
 
 # --- the seams the runtime plugs into --------------------------------------------------------------
@@ -113,7 +75,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
     try:
         config = BotConfig.load(flags=flags, config_file=args.config)
-        handler = resolve_handler(args.handler)
+        handler = load_handler(args.handler)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
     for name in sorted(SECRET_FIELDS):

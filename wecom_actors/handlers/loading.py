@@ -1,0 +1,46 @@
+"""Loading a handler from a command-line spec: ``echo`` or ``package.module:callable``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ConfigError
+
+__all__ = ["ECHO_HANDLER", "load_handler"]
+
+#: ``--handler echo`` means this built-in, imported only when it is needed.
+ECHO_HANDLER = "wecom_actors.handlers.echo:echo"
+
+
+def load_handler(spec: str) -> Callable[..., Any]:
+    """``echo`` or ``package.module:callable`` (the attribute may be dotted) -> the callable.
+
+    Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
+    not import, the attribute is missing or is not callable.
+    """
+    target = ECHO_HANDLER if spec == "echo" else spec
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(
+            "--handler", f"{spec!r} is not 'echo' or 'package.module:callable' (colon missing?)"
+        )
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError("--handler", f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the user's module failed while importing: report, do not trace
+        raise ConfigError(
+            "--handler", f"importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(
+                "--handler", f"module {module_name!r} has no attribute {attr!r}"
+            ) from None
+    if not callable(obj):
+        raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
+    return obj
