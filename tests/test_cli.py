@@ -233,12 +233,6 @@ def test_run_bad_handler(
 # --- run: the seam and what comes out of it ----------------------------------------------------
 
 
-def test_run_unwired_runtime(capsys, lc_env, handlers_module):
-    assert cli.main(["run", "--handler", f"{HANDLER_MODULE}:handle"]) == 1
-    _, err = assert_no_secrets(capsys)
-    assert "runtime for mode long-connection is not available in this version" in err
-
-
 @pytest.mark.parametrize(
     ("error", "code"), [(AuthError("subscribe refused"), 3), (KickedOut("replaced"), 4)]
 )

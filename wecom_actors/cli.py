@@ -55,7 +55,9 @@ def _serve(config: BotConfig, handler: Handler) -> int:
     May raise :class:`~wecom_actors.errors.TerminalError` (``AuthError``, ``KickedOut``, ...):
     :func:`main` turns it into the error's ``exit_code``.
     """
-    return _error(f"the runtime for mode {config.mode} is not available in this version", 1)
+    from .runner import run_until_signal
+
+    return run_until_signal(config, handler)
 
 
 def _demo(args: argparse.Namespace) -> int:

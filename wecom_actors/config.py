@@ -97,7 +97,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     max_frame_bytes: int = 1048576
     handler_concurrency: int = 64
     session_queue_size: int = 8
-    drain_timeout: float = 4.0
+    drain_timeout: float = 3.5
     stream_min_interval: float = 0.1
     media_max_bytes: int = 20971520
     media_timeout: float = 30.0

@@ -48,6 +48,8 @@ log = logging.getLogger("wecom_actors.handler")
 
 #: Text shown at the end of a reply whose handler raised.
 ERROR_SUFFIX = "\n\n(Sorry, something went wrong while answering.)"
+#: How long a final frame may take once its handler was cancelled (shutdown stays under 5 s).
+FINAL_FRAME_BOUND = 0.9
 #: Text of a reply that a shutdown interrupted.
 INTERRUPTED_SUFFIX = "\n\n(Interrupted: the bot is restarting.)"
 
@@ -133,6 +135,7 @@ class Turn:
         self.streams.append(s)
         self.replied = True
         suffix = ""
+        cancelled = False
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(s.run_flusher)
@@ -141,13 +144,17 @@ class Turn:
                 finally:
                     s.begin_close()
         except trio.Cancelled:
-            suffix = INTERRUPTED_SUFFIX
+            suffix, cancelled = INTERRUPTED_SUFFIX, True
             raise
         except BaseException:
             suffix = ERROR_SUFFIX
             raise
         finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(10):
+            # A cancelled stream still gets its final frame: shielded, and bounded in time so a
+            # shutdown stays prompt. Otherwise the correlator's own timeouts bound it.
+            with trio.CancelScope(shield=cancelled) as scope:
+                if cancelled:
+                    scope.deadline = trio.current_time() + FINAL_FRAME_BOUND
                 try:
                     await s.finish(suffix=suffix)
                 except ReplyFailed as exc:

@@ -1,0 +1,74 @@
+"""What ``wecom-actors run`` does once the settings are valid: one trio program per bot.
+
+SIGINT/SIGTERM: stop taking new messages, give in-flight replies ``drain_timeout`` seconds to
+finish, then cancel (final frames are still sent, shielded and bounded), so the process exits 0
+within 5 s of the signal. A terminal error (auth refused, kicked out) is raised bare for the CLI
+to turn into its exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from .bot import BotHandle, serve_bot
+from .errors import TerminalError
+
+__all__ = ["run_until_signal", "serve_until_signal"]
+
+log = logging.getLogger("wecom_actors.run")
+
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def serve_until_signal(
+    config: Any,
+    handler: Callable[..., Any],
+    *,
+    on_started: Callable[[BotHandle], None] | None = None,
+    **kwargs: Any,
+) -> int:
+    """Serve one bot until SIGINT/SIGTERM, then drain and stop. Returns the exit code (0)."""
+    handle: BotHandle | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.open_signal_receiver(*SHUTDOWN_SIGNALS) as signals:
+
+                async def watch() -> None:
+                    async for signum in signals:
+                        log.info("%s: draining in-flight replies, then stopping", signal.Signals(signum).name)
+                        if handle is not None:
+                            finished = await handle.drain(config.drain_timeout)
+                            if not finished:
+                                log.warning("drain time over; cancelling the replies still running")
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(watch)
+                handle = await nursery.start(_serve, config, handler, kwargs)
+                if on_started is not None:
+                    on_started(handle)
+    except BaseExceptionGroup as eg:
+        terminal, rest = eg.split(TerminalError)
+        if terminal is not None and rest is None:
+            exc: BaseException = terminal
+            while isinstance(exc, BaseExceptionGroup):
+                exc = exc.exceptions[0]
+            raise exc from None
+        raise
+    log.info("stopped")
+    return 0
+
+
+async def _serve(
+    config: Any, handler: Callable[..., Any], kwargs: dict[str, Any], *, task_status: trio.TaskStatus[BotHandle]
+) -> None:
+    await serve_bot(config, handler, task_status=task_status, **kwargs)
+
+
+def run_until_signal(config: Any, handler: Callable[..., Any]) -> int:
+    return trio.run(serve_until_signal, config, handler)
