@@ -53,7 +53,7 @@ def test_defaults():
     assert config.auth_max_attempts == 5
     assert config.max_frame_bytes == 1048576
     assert (config.handler_concurrency, config.session_queue_size) == (64, 8)
-    assert (config.drain_timeout, config.stream_min_interval) == (4.0, 0.1)
+    assert (config.drain_timeout, config.stream_min_interval) == (3.5, 0.1)
     assert (config.media_max_bytes, config.media_timeout) == (20971520, 30.0)
     assert (config.webhook_max_body, config.webhook_timestamp_window) == (1048576, 600.0)
 

@@ -1,0 +1,352 @@
+"""Webhook stream state: one :class:`Exchange` per callback, served to WeCom's refresh polls.
+
+In webhook mode WeCom pulls: the bot answers a message callback with a ``stream`` reply that
+announces a stream id, and WeCom then POSTs a *stream refresh* for that id about once a second
+until an answer carries ``finish=true`` or six minutes have passed since the user's message
+(webhook-protocol.md §5.3). So the handler's output is not sent anywhere: it is kept here as the
+stream's latest *snapshot* (full content so far, finish flag, images, card), and every poll is
+answered from it.
+
+An Exchange goes through phases: ``PENDING`` until the callback's POST is answered, then
+``STREAM`` (answered with a stream: WeCom polls), ``DIRECT`` (answered with a card, a welcome or
+a card update) or ``EMPTY`` (answered with an empty body). The :class:`StreamTable` indexes live
+exchanges by req_id (the msgid) and by stream id, answers refresh polls, finishes streams near
+the end of WeCom's window and evicts state once that window is over.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+
+import msgspec
+import trio
+
+from ..protocol.inbound import InboundMessage
+from ..protocol.limits import STREAM_WINDOW_SECONDS
+from ..protocol.replies import MsgItem, TemplateCard, TemplateCardReply, encode_body
+from ..render import stream_reply
+from .response_url import ResponseUrlRecord
+
+__all__ = ["Exchange", "Phase", "StreamTable", "TableStatistics"]
+
+log = logging.getLogger("wecom_actors.webhook.streams")
+
+#: A stream whose handler still runs this long after the message is finished with what exists
+#: (WeCom stops polling at 360 s; 30 s leaves room for a few polls); the rest goes by response_url.
+STREAM_CUTOFF_SECONDS = STREAM_WINDOW_SECONDS - 30.0
+#: State of a finished exchange is kept for WeCom's whole stream window, then evicted.
+KEEP_SECONDS = STREAM_WINDOW_SECONDS
+#: An exchange whose handler never ran (dropped at shutdown) is evicted after this long anyway.
+HARD_KEEP_SECONDS = 3600.0
+#: After eviction a msgid is remembered this long (from the message) so a late redelivery is
+#: answered empty instead of starting a second handler run.
+TOMBSTONE_SECONDS = 600.0
+#: How often the sweeper runs.
+SWEEP_INTERVAL = 30.0
+
+
+class Phase(enum.Enum):
+    PENDING = "pending"
+    STREAM = "stream"
+    DIRECT = "direct"
+    EMPTY = "empty"
+
+
+class Exchange:
+    """One message or event callback: how its POST was answered and its stream's snapshot."""
+
+    __slots__ = (
+        "_changed",
+        "_polled",
+        "card",
+        "card_sent",
+        "closed",
+        "content",
+        "conversation",
+        "created",
+        "direct",
+        "dispatched",
+        "feedback_id",
+        "final_served",
+        "finish",
+        "handler_done",
+        "is_event",
+        "msg_items",
+        "outbox",
+        "phase",
+        "polled_version",
+        "req_id",
+        "response_url",
+        "single_chat",
+        "stream_claimed",
+        "stream_id",
+        "version",
+    )
+
+    def __init__(
+        self,
+        req_id: str,
+        message: InboundMessage,
+        *,
+        stream_id: str,
+        created: float,
+        is_event: bool,
+        response_url: ResponseUrlRecord | None,
+    ) -> None:
+        self.req_id = req_id
+        self.stream_id = stream_id
+        self.created = created
+        self.is_event = is_event
+        self.conversation = message.conversation
+        self.single_chat = message.chattype != "group"
+        self.response_url = response_url
+        self.phase = Phase.PENDING
+        self.stream_claimed = False  # the first turn.stream() took the announced stream id
+        self.closed = False  # no more stream frames: cut off at the window's end, or detached
+        self.dispatched = False
+        self.handler_done = False
+        # the snapshot
+        self.content = ""
+        self.finish = False
+        self.msg_items: list[MsgItem] | None = None
+        self.card: TemplateCard | None = None
+        self.card_sent = False
+        self.feedback_id: str | None = None
+        self.version = 0
+        self.polled_version = 0
+        self.final_served = False
+        self.direct: bytes | None = None  # the plaintext of a non-stream answer
+        self.outbox: list[str] = []  # text for the single response_url post, sent at turn end
+        self._changed = trio.Event()
+        self._polled = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"Exchange({self.req_id!r}, {self.phase.value}, v{self.version})"
+
+    # --- notifications ---------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """Wake whoever waits to answer this exchange's POST."""
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _wake_frames(self) -> None:
+        self._polled.set()
+        self._polled = trio.Event()
+
+    @property
+    def polled_live(self) -> bool:
+        """WeCom may still poll this stream (so a frame waiting for a poll should keep waiting)."""
+        return not self.closed and not self.is_event and self.phase in (Phase.PENDING, Phase.STREAM)
+
+    # --- the handler side ------------------------------------------------------------------------
+
+    def set_frame(
+        self,
+        content: str,
+        finish: bool,
+        *,
+        feedback_id: str | None = None,
+        msg_items: list[MsgItem] | None = None,
+        card: TemplateCard | None = None,
+    ) -> int:
+        """Replace the snapshot; returns its new version."""
+        self.content = content
+        self.finish = finish
+        if finish and msg_items:
+            self.msg_items = list(msg_items)
+        if feedback_id and self.feedback_id is None:
+            self.feedback_id = feedback_id
+        if card is not None and self.card is None:
+            self.card = card
+        self.version += 1
+        self.changed()
+        return self.version
+
+    async def wait_polled(self, version: int, timeout: float) -> None:
+        """Wait (at most ``timeout`` s) until a refresh poll has served ``version``."""
+        with trio.move_on_after(timeout):
+            while self.polled_version < version and self.polled_live:
+                await self._polled.wait()
+
+    def handler_finished(self) -> None:
+        """The turn is over: a stream nobody finished is finished with what exists."""
+        self.handler_done = True
+        if not self.is_event and self.phase in (Phase.PENDING, Phase.STREAM) and not self.finish:
+            if self.phase is Phase.STREAM or self.version or self.card is not None:
+                self.finish = True
+                self.version += 1
+        self.changed()
+        self._wake_frames()
+
+    # --- the WeCom side --------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """True once the POST's answer is known (it may still be an unfinished stream)."""
+        if self.is_event:
+            return self.direct is not None or self.handler_done or self.phase is not Phase.PENDING
+        return self.version > 0 or self.card is not None or self.handler_done
+
+    async def wait_ready(self, timeout: float) -> None:
+        with trio.move_on_after(timeout):
+            while not self.ready():
+                await self._changed.wait()
+
+    def first_answer(self) -> bytes | None:
+        """The plaintext answering the callback's POST (and any redelivery of it)."""
+        if self.phase is Phase.PENDING:
+            if self.is_event or (self.handler_done and not self.version and self.card is None):
+                self.phase = Phase.DIRECT if self.direct is not None else Phase.EMPTY
+            elif self.card is not None and not self.version and not self.stream_claimed:
+                # A template card alone answers the message; no stream is started.
+                self.phase, self.card_sent = Phase.DIRECT, True
+                self.direct = encode_body(TemplateCardReply(template_card=self.card))
+            else:
+                self.phase = Phase.STREAM
+            self._wake_frames()
+        if self.phase is Phase.STREAM:
+            return self.stream_answer(poll=False)
+        return self.direct
+
+    def stream_answer(self, *, poll: bool) -> bytes:
+        card = None
+        if self.card is not None and not self.card_sent:
+            card, self.card_sent = self.card, True  # once per message (spec §5.2)
+        body = stream_reply(
+            self.stream_id,
+            self.content,
+            self.finish,
+            feedback_id=self.feedback_id,
+            msg_items=self.msg_items if self.finish else None,
+            card=card,
+        )
+        if self.finish:
+            self.final_served = True
+        if poll and self.polled_version != self.version:
+            self.polled_version = self.version
+            self._wake_frames()
+        return encode_body(body)
+
+    def cut_off(self) -> None:
+        """Finish the stream now with what exists; later output goes by response_url."""
+        self.closed = True
+        if not self.finish:
+            self.finish = True
+            self.version += 1
+        self.changed()
+        self._wake_frames()
+
+
+class TableStatistics(msgspec.Struct, frozen=True):
+    exchanges: int
+    streams: int
+    tombstones: int
+    refreshes: int
+    unknown_refreshes: int
+    cut_off: int
+    evicted: int
+
+
+class StreamTable:
+    """Live exchanges by req_id and by stream id; answers refresh polls; evicts old state."""
+
+    def __init__(self, *, clock: Callable[[], float] = trio.current_time) -> None:
+        self._clock = clock
+        self._by_req: dict[str, Exchange] = {}
+        self._by_stream: dict[str, Exchange] = {}
+        self._tombstones: dict[str, float] = {}
+        self._served = trio.Event()
+        self.on_sweep: Callable[[], None] | None = None
+        self.counts = dict.fromkeys(("refreshes", "unknown_refreshes", "cut_off", "evicted"), 0)
+
+    def __len__(self) -> int:
+        return len(self._by_req)
+
+    def statistics(self) -> TableStatistics:
+        return TableStatistics(
+            exchanges=len(self._by_req),
+            streams=len(self._by_stream),
+            tombstones=len(self._tombstones),
+            **self.counts,
+        )
+
+    def get(self, req_id: str) -> Exchange | None:
+        return self._by_req.get(req_id)
+
+    def forgotten(self, msgid: str) -> bool:
+        """True if ``msgid`` belonged to an exchange evicted recently (a late redelivery)."""
+        until = self._tombstones.get(msgid)
+        return until is not None and until > self._clock()
+
+    def add(self, exchange: Exchange) -> None:
+        self._by_req[exchange.req_id] = exchange
+        if not exchange.is_event:
+            self._by_stream[exchange.stream_id] = exchange
+
+    # --- refresh polls -----------------------------------------------------------------------
+
+    def refresh(self, stream_id: str) -> bytes:
+        """The answer to a refresh poll: the stream's latest snapshot.
+
+        An unknown or evicted stream id gets ``finish=true`` with empty content (spec §10.8).
+        A stream still running ``STREAM_CUTOFF_SECONDS`` after its message is finished now.
+        """
+        self.counts["refreshes"] += 1
+        ex = self._by_stream.get(stream_id)
+        if ex is None or ex.phase is not Phase.STREAM:
+            self.counts["unknown_refreshes"] += 1
+            return encode_body(stream_reply(stream_id, "", True))
+        if not ex.finish and self._clock() - ex.created >= STREAM_CUTOFF_SECONDS:
+            self.counts["cut_off"] += 1
+            log.warning(
+                "stream %s: still running %.0f s after its message; finishing it with what exists",
+                stream_id,
+                self._clock() - ex.created,
+            )
+            ex.cut_off()
+        answer = ex.stream_answer(poll=True)
+        if ex.final_served:
+            self._served.set()
+            self._served = trio.Event()
+        return answer
+
+    async def wait_streams_delivered(self) -> None:
+        """Wait until every finished stream's final snapshot has been served to WeCom."""
+        while any(
+            ex.phase is Phase.STREAM and ex.finish and not ex.final_served and not ex.closed
+            for ex in self._by_req.values()
+        ):
+            await self._served.wait()
+
+    # --- eviction ------------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        now = self._clock()
+        for ex in list(self._by_req.values()):
+            age = now - ex.created
+            if (ex.handler_done and age >= KEEP_SECONDS) or (not ex.dispatched and age >= HARD_KEEP_SECONDS):
+                self._evict(ex)
+        if self._tombstones:
+            self._tombstones = {m: t for m, t in self._tombstones.items() if t > now}
+        if self.on_sweep is not None:
+            self.on_sweep()
+
+    def _evict(self, ex: Exchange) -> None:
+        self.counts["evicted"] += 1
+        del self._by_req[ex.req_id]
+        if self._by_stream.get(ex.stream_id) is ex:
+            del self._by_stream[ex.stream_id]
+        ex.closed = True
+        ex._wake_frames()
+        self._tombstones[ex.req_id] = ex.created + TOMBSTONE_SECONDS
+
+    async def run_sweeper(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Evict old state every ``SWEEP_INTERVAL`` seconds (``sleep_until`` arithmetic, no drift)."""
+        task_status.started()
+        deadline = trio.current_time()
+        while True:
+            deadline += SWEEP_INTERVAL
+            await trio.sleep_until(deadline)
+            self.sweep()
