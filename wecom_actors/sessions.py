@@ -88,6 +88,7 @@ class ReplyStream:
         self._closing = False
         self._stale = False
         self._last_sent = -math.inf
+        self._pause = trio.CancelScope()
         self.msg_items: list[MsgItem] = []
         self.card: TemplateCard | None = None
         self._card_sent = False
@@ -146,7 +147,9 @@ class ReplyStream:
             self._dirty = trio.Event()
             if self._closing:
                 return
-            await trio.sleep_until(self._last_sent + self.min_interval)
+            # Coalescing pause; closing ends it at once (the final frame must not wait).
+            with trio.CancelScope(deadline=self._last_sent + self.min_interval) as self._pause:
+                await trio.sleep_forever()
             if self._closing:
                 return
             if self._stale:
@@ -168,6 +171,7 @@ class ReplyStream:
 
     def begin_close(self) -> None:
         self._closing = True
+        self._pause.cancel()
         self._dirty.set()
         self._delivered.set()
 

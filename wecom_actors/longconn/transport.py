@@ -21,6 +21,9 @@ __all__ = ["Transport", "TransportFactory", "open_ws_transport"]
 
 log = logging.getLogger("wecom_actors.transport")
 
+#: How long a connection already known to be dead gets for its close handshake.
+ABORT_CLOSE_TIMEOUT = 0.1
+
 _TRANSPORT_ERRORS = (
     trio_websocket.ConnectionClosed,
     trio_websocket.HandshakeError,
@@ -65,6 +68,12 @@ class _WsTransport:
             raise ConnectionLost(f"send failed: {_describe(exc)}") from exc
 
 
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(sub) for sub in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio_websocket.ConnectionClosed):
         reason = exc.reason
@@ -98,6 +107,12 @@ async def open_ws_transport(
                 yield _WsTransport(ws)
             except BaseException as exc:
                 body_exc = exc
+                if not _only_cancelled(exc):
+                    # The link is dead (or WeCom broke the protocol): do not wait the full
+                    # disconnect timeout for a close handshake that will not come. (A plain
+                    # cancellation, i.e. shutdown, still closes gracefully.)
+                    with trio.move_on_after(ABORT_CLOSE_TIMEOUT):
+                        await ws.aclose()
                 raise
     except _TRANSPORT_ERRORS as exc:
         if body_exc is not None and body_exc is not exc:

@@ -165,11 +165,10 @@ class Exchange:
         self.changed()
         return self.version
 
-    async def wait_polled(self, version: int, timeout: float) -> None:
-        """Wait (at most ``timeout`` s) until a refresh poll has served ``version``."""
-        with trio.move_on_after(timeout):
-            while self.polled_version < version and self.polled_live:
-                await self._polled.wait()
+    async def wait_polled(self, version: int) -> None:
+        """Wait until a refresh poll has served ``version`` (or WeCom stops polling the stream)."""
+        while self.polled_version < version and self.polled_live:
+            await self._polled.wait()
 
     def handler_finished(self) -> None:
         """The turn is over: a stream nobody finished is finished with what exists."""
@@ -189,10 +188,9 @@ class Exchange:
             return self.direct is not None or self.handler_done or self.phase is not Phase.PENDING
         return self.version > 0 or self.card is not None or self.handler_done
 
-    async def wait_ready(self, timeout: float) -> None:
-        with trio.move_on_after(timeout):
-            while not self.ready():
-                await self._changed.wait()
+    async def wait_ready(self) -> None:
+        while not self.ready():
+            await self._changed.wait()
 
     def first_answer(self) -> bytes | None:
         """The plaintext answering the callback's POST (and any redelivery of it)."""

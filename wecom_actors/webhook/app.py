@@ -1,0 +1,258 @@
+"""The webhook ASGI app: a plain ASGI callable, no framework (webhook-protocol.md §2-§4).
+
+Routes
+    ``GET  <callback_path>``  URL verification: answer the decrypted ``echostr``, bare, text/plain.
+    ``POST <callback_path>``  a callback: verify, decrypt, hand the message to the bot, answer its
+                              reply encrypted (text/plain JSON envelope) or with an empty 200.
+    ``GET  /healthz``         200 ``ok`` while serving, 503 ``draining`` during shutdown.
+
+Every rejection is answered with a short plain-text reason, logged once (never with the token,
+the key or decrypted data) and counted; none affects other requests. Status codes:
+
+=====  ====================================================================================
+400    a query parameter is missing; the body is not JSON or has no string ``encrypt``; the
+       ciphertext does not decrypt (not base64, not a block multiple, bad padding, length
+       prefix beyond the buffer, non-empty receiveid); the message is not a JSON object;
+       the timestamp is not an integer while the freshness check is on
+403    ``msg_signature`` does not match; the timestamp is outside the freshness window
+404    another path;  405 another method;  413 the body is over ``webhook_max_body``
+503    a new message while the bot drains for shutdown (WeCom may deliver it again later)
+=====  ====================================================================================
+
+The query string is parsed by hand: only ``%XX`` escapes are decoded and ``+`` stays ``+``
+(``echostr`` is base64 and WeCom does not always percent-encode its ``+``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import msgspec
+
+from ..crypto import WeComCrypto
+from ..errors import CryptoError, FrameError, SignatureError
+from ..protocol.inbound import InboundMessage, decode_callback
+
+__all__ = ["CallbackTarget", "Rejected", "WebhookApp", "parse_query"]
+
+log = logging.getLogger("wecom_actors.webhook.http")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_TEXT = b"text/plain; charset=utf-8"
+_VERIFY_PARAMS = ("msg_signature", "timestamp", "nonce", "echostr")
+_POST_PARAMS = ("msg_signature", "timestamp", "nonce")
+
+
+class Rejected(Exception):
+    """A request is refused with ``status``; ``reason`` is logged and sent as the body."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class CallbackTarget(Protocol):
+    """What the app needs from the bot."""
+
+    @property
+    def serving(self) -> bool: ...
+
+    async def respond(self, message: InboundMessage) -> bytes | None:
+        """The plaintext reply to a decrypted callback (``None``: empty answer); may raise
+        :class:`Rejected`."""
+        ...
+
+    def on_rejected(self, status: int, reason: str) -> None: ...
+
+    def on_verified(self) -> None: ...
+
+
+class _Envelope(msgspec.Struct):
+    encrypt: str
+
+
+_decode_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+def parse_query(raw: bytes) -> dict[str, str]:
+    """``a=1&b=%2B+`` -> ``{"a": "1", "b": "++"}``: ``%XX`` decoded, ``+`` kept; first value wins."""
+    params: dict[str, str] = {}
+    for pair in raw.decode("utf-8", "replace").split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params.setdefault(unquote(name), unquote(value))
+    return params
+
+
+class WebhookApp:
+    """The ASGI application of one bot."""
+
+    def __init__(
+        self,
+        target: CallbackTarget,
+        crypto: WeComCrypto,
+        *,
+        path: str,
+        max_body: int,
+        timestamp_window: float,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.target = target
+        self.crypto = crypto
+        self.path = path
+        self.max_body = max_body
+        self.timestamp_window = timestamp_window
+        self.wall_clock = wall_clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":  # websocket: refuse the handshake
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        method, path = scope["method"], scope["path"]
+        try:
+            if path == "/healthz" and method in ("GET", "HEAD"):
+                serving = self.target.serving
+                await _respond(send, 200 if serving else 503, b"ok\n" if serving else b"draining\n")
+            elif path != self.path:
+                raise Rejected(404, "not found")
+            elif method == "GET":
+                await self._verify(scope, send)
+            elif method == "POST":
+                await self._callback(scope, receive, send)
+            else:
+                raise Rejected(405, f"method {method} not allowed")
+        except Rejected as exc:
+            self.target.on_rejected(exc.status, exc.reason)
+            log.warning("%s %s rejected with %d: %s", method, path, exc.status, exc.reason)
+            headers = [(b"allow", b"GET, POST")] if exc.status == 405 else []
+            await _respond(send, exc.status, exc.reason.encode() + b"\n", headers=headers)
+        except _Disconnected:
+            log.info("%s %s: the client went away before its body was read", method, path)
+
+    # --- GET: URL verification -----------------------------------------------------------------
+
+    async def _verify(self, scope: Scope, send: Send) -> None:
+        q = _params(scope, _VERIFY_PARAMS)
+        try:
+            self.crypto.verify_signature(q["msg_signature"], q["timestamp"], q["nonce"], q["echostr"])
+        except SignatureError:
+            raise Rejected(403, "URL verification: msg_signature does not match") from None
+        try:
+            plaintext = self.crypto.decrypt(q["echostr"])
+        except CryptoError as exc:
+            raise Rejected(400, f"URL verification: echostr does not decrypt ({type(exc).__name__})") from None
+        self.target.on_verified()
+        await _respond(send, 200, plaintext)  # bare: no quotes, BOM or newline
+
+    # --- POST: callbacks -----------------------------------------------------------------------
+
+    async def _callback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        q = _params(scope, _POST_PARAMS)
+        body = await self._read_body(scope, receive)
+        try:
+            encrypt = _decode_envelope(body).encrypt
+        except msgspec.ValidationError:
+            raise Rejected(400, "the body has no string 'encrypt' field") from None
+        except msgspec.DecodeError:
+            raise Rejected(400, "the body is not JSON") from None
+        timestamp, nonce = q["timestamp"], q["nonce"]
+        try:
+            self.crypto.verify_signature(q["msg_signature"], timestamp, nonce, encrypt)
+        except SignatureError:
+            raise Rejected(403, "msg_signature does not match") from None
+        self._check_fresh(timestamp)
+        try:
+            plaintext = self.crypto.decrypt(encrypt)
+        except CryptoError as exc:
+            raise Rejected(400, f"encrypt does not decrypt ({type(exc).__name__})") from None
+        try:
+            message = decode_callback(plaintext)
+        except FrameError:
+            raise Rejected(400, "the decrypted message is not a JSON callback object") from None
+        answer = await self.target.respond(message)
+        if answer is None:
+            await _respond(send, 200, b"")
+            return
+        # Answer with the callback's own nonce (spec §3.6) and its timestamp, as a JSON number.
+        reply_ts: int | str = int(timestamp) if timestamp.isdigit() else timestamp
+        await _respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=reply_ts))
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        declared = _header(scope, b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise Rejected(400, "Content-Length is not a number")
+            if int(declared) > self.max_body:
+                raise Rejected(413, f"the body ({declared} bytes) is over the {self.max_body}-byte limit")
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            event = await receive()
+            if event["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = event.get("body", b"")
+            total += len(chunk)
+            if total > self.max_body:  # stop reading: the rest is never buffered
+                raise Rejected(413, f"the body is over the {self.max_body}-byte limit")
+            chunks.append(chunk)
+            if not event.get("more_body", False):
+                return b"".join(chunks)
+
+    def _check_fresh(self, timestamp: str) -> None:
+        if self.timestamp_window <= 0:
+            return
+        if not timestamp.isdigit():
+            raise Rejected(400, "timestamp is not an integer")
+        skew = abs(self.wall_clock() - int(timestamp))
+        if skew > self.timestamp_window:
+            raise Rejected(
+                403, f"timestamp is {skew:.0f} s away from now (window {self.timestamp_window:g} s)"
+            )
+
+
+def _params(scope: Scope, names: tuple[str, ...]) -> dict[str, str]:
+    q = parse_query(scope.get("query_string", b""))
+    missing = [name for name in names if not q.get(name)]
+    if missing:
+        raise Rejected(400, "missing query parameter " + ", ".join(missing))
+    return q
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1").strip()
+    return None
+
+
+async def _respond(send: Send, status: int, body: bytes, *, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    all_headers = [(b"content-type", _TEXT), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

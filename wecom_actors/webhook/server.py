@@ -1,0 +1,70 @@
+"""The WebhookServer actor: the ASGI app served by hypercorn's trio worker.
+
+``run`` binds ``host:port`` (port 0 picks a free port), reports the bound port through
+``task_status.started(port)`` once the socket listens, and serves until :meth:`shutdown` is
+called (graceful: hypercorn stops accepting, then gives requests in flight ``graceful_timeout``
+seconds) or the enclosing nursery is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+__all__ = ["WebhookServer", "port_of_bind"]
+
+log = logging.getLogger("wecom_actors.webhook.server")
+
+
+def port_of_bind(bind: str) -> int:
+    """``http://127.0.0.1:8080`` or ``http://[::1]:8080`` -> 8080."""
+    return int(bind.rsplit(":", 1)[1])
+
+
+class WebhookServer:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        graceful_timeout: float = 3.0,
+        keep_alive_timeout: float = 75.0,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.graceful_timeout = graceful_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.port: int | None = None
+        self.binds: list[str] = []
+        self._stop = trio.Event()
+
+    def hypercorn_config(self) -> Config:
+        config = Config()
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        config.bind = [f"{host}:{self.requested_port}"]
+        config.accesslog = None
+        config.errorlog = log
+        config.graceful_timeout = self.graceful_timeout
+        # Longer than the usual reverse-proxy idle timeout (60 s), so the proxy closes first.
+        config.keep_alive_timeout = self.keep_alive_timeout
+        return config
+
+    def shutdown(self) -> None:
+        """Stop accepting connections; requests in flight get ``graceful_timeout`` seconds."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self.binds = await nursery.start(
+                partial(serve, self.app, self.hypercorn_config(), shutdown_trigger=self._stop.wait, mode="asgi")
+            )
+            self.port = port_of_bind(self.binds[0])
+            log.info("webhook server listening on %s", ", ".join(self.binds))
+            task_status.started(self.port)
