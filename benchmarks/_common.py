@@ -1,0 +1,190 @@
+"""Shared helpers for the benchmarks: timing, table printing, JSON results, machine facts.
+
+Kept small and general on purpose; every ``bench_*.py`` script imports it as ``_common`` (the
+scripts are run as files, so their own directory is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Repeated measurements of one operation. ``ns_per_op`` is the median over ``repeats``."""
+
+    ns_per_op: float
+    ops_per_s: float
+    repeats: list[float]  # ns/op of every repeat
+    loops: int  # operations per repeat
+    min_ns: float
+    max_ns: float
+
+
+@dataclass
+class Row:
+    """One line of a result table; ``extra`` ends up in the JSON only."""
+
+    operation: str
+    implementation: str
+    timing: Timing
+    ratio: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    seconds: float = 2.0,
+    repeats: int = 7,
+    warmup: float = 0.2,
+) -> Timing:
+    """Time ``fn()`` with ``time.perf_counter_ns``: warm up, calibrate, then ``repeats`` timed
+    loops of equal length that together take about ``seconds``. The garbage collector is off
+    during the timed loops (as ``timeit`` does), and the median repeat is reported.
+    """
+    # warm-up (caches, lazy imports, allocator) and calibration in one go
+    loops = 1
+    deadline = time.perf_counter_ns() + int(warmup * 1e9)
+    while True:
+        t0 = time.perf_counter_ns()
+        for _ in range(loops):
+            fn()
+        elapsed = time.perf_counter_ns() - t0
+        if elapsed >= 20_000_000 and time.perf_counter_ns() >= deadline:
+            break
+        if elapsed < 20_000_000:
+            loops *= 2
+    per_op = elapsed / loops
+    loops = max(1, int(seconds * 1e9 / repeats / per_op))
+
+    results: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            for _ in range(loops):
+                fn()
+            results.append((time.perf_counter_ns() - t0) / loops)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    median = statistics.median(results)
+    return Timing(
+        ns_per_op=median,
+        ops_per_s=1e9 / median,
+        repeats=results,
+        loops=loops,
+        min_ns=min(results),
+        max_ns=max(results),
+    )
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
+    """A plain-text table; ``align`` has one ``<`` or ``>`` per column (default: text left,
+    the rest right)."""
+    align = align or "<" * min(2, len(headers)) + ">" * (len(headers) - 2)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def rows_table(rows: Sequence[Row]) -> str:
+    """The standard table: operation, implementation, ops/s, µs/op, ratio."""
+    cells = [
+        [
+            r.operation,
+            r.implementation,
+            f"{r.timing.ops_per_s:,.0f}",
+            f"{r.timing.ns_per_op / 1000:.2f}",
+            "" if r.ratio is None else f"{r.ratio:.2f}x",
+        ]
+        for r in rows
+    ]
+    return format_table(["operation", "implementation", "ops/s", "µs/op", "ratio"], cells)
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def package_versions(*names: str) -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_results(path: Path, *, benchmark: str, settings: dict[str, Any], rows: Sequence[Row], **extra: Any) -> Path:
+    """Write one benchmark run as JSON (parent directories created) and return the path."""
+    payload = {
+        "benchmark": benchmark,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine_info(),
+        "settings": settings,
+        **extra,
+        "results": [
+            {
+                "operation": r.operation,
+                "implementation": r.implementation,
+                "ops_per_s": r.timing.ops_per_s,
+                "us_per_op": r.timing.ns_per_op / 1000,
+                "ratio": r.ratio,
+                "timing": asdict(r.timing),
+                **r.extra,
+            }
+            for r in rows
+        ],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def argument_parser(description: str, default_json: Path, default_seconds: float) -> argparse.ArgumentParser:
+    """The common command line: ``--seconds`` (timed seconds per row), ``--repeats``, ``--json``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=default_seconds,
+        help=f"timed seconds per table row, split over the repeats (default {default_seconds})",
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per row; the median is reported (default 7)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=default_json,
+        help=f"where to write the JSON results (default {default_json})",
+    )
+    return parser
