@@ -103,7 +103,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: s
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)).rstrip()
+        return "  ".join(
+            f"{c:{a}{w}}" for c, a, w in zip(cells, align, widths, strict=True)
+        ).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
@@ -145,7 +147,9 @@ def package_versions(*names: str) -> dict[str, str | None]:
     return versions
 
 
-def write_results(path: Path, *, benchmark: str, settings: dict[str, Any], rows: Sequence[Row], **extra: Any) -> Path:
+def write_results(
+    path: Path, *, benchmark: str, settings: dict[str, Any], rows: Sequence[Row], **extra: Any
+) -> Path:
     """Write one benchmark run as JSON (parent directories created) and return the path."""
     payload = {
         "benchmark": benchmark,
@@ -171,7 +175,9 @@ def write_results(path: Path, *, benchmark: str, settings: dict[str, Any], rows:
     return path
 
 
-def argument_parser(description: str, default_json: Path, default_seconds: float) -> argparse.ArgumentParser:
+def argument_parser(
+    description: str, default_json: Path, default_seconds: float
+) -> argparse.ArgumentParser:
     """The common command line: ``--seconds`` (timed seconds per row), ``--repeats``, ``--json``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -180,7 +186,12 @@ def argument_parser(description: str, default_json: Path, default_seconds: float
         default=default_seconds,
         help=f"timed seconds per table row, split over the repeats (default {default_seconds})",
     )
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per row; the median is reported (default 7)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=7,
+        help="timed repeats per row; the median is reported (default 7)",
+    )
     parser.add_argument(
         "--json",
         type=Path,

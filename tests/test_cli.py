@@ -267,20 +267,6 @@ def test_run_masks_secrets_in_logs(capsys, monkeypatch, lc_env, handlers_module)
 # --- demo / fake-server ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("argv", "fragment"),
-    [
-        (["demo"], "demo is not available"),
-        (["demo", "--mode", "webhook"], "demo is not available"),
-        (["fake-server", "--port", "0", "--bot-id", "b", "--secret", SECRET], "fake server"),
-    ],
-)
-def test_unwired_seams(capsys, argv, fragment):
-    assert cli.main(argv) == 1
-    _, err = assert_no_secrets(capsys)
-    assert err.startswith("wecom-actors: error:") and fragment in err
-
-
 def test_seams_receive_args(monkeypatch):
     seen = {}
 

@@ -34,7 +34,11 @@ PACKAGE_DIR = Path(wecom_actors.__file__).resolve().parent
 # The sans-IO modules, as dotted names.
 SANS_IO = sorted(
     [f"{PACKAGE}.protocol"]
-    + [f"{PACKAGE}.protocol.{p.stem}" for p in (PACKAGE_DIR / "protocol").glob("*.py") if p.stem != "__init__"]
+    + [
+        f"{PACKAGE}.protocol.{p.stem}"
+        for p in (PACKAGE_DIR / "protocol").glob("*.py")
+        if p.stem != "__init__"
+    ]
     + [f"{PACKAGE}.crypto", f"{PACKAGE}.render"]
 )
 
@@ -99,7 +103,10 @@ def imported_refs(source: str, current: str, is_package: bool) -> list[tuple[str
             and isinstance(node.args[0], ast.Constant)
             and isinstance(node.args[0].value, str)
             and (
-                (isinstance(node.func, ast.Name) and node.func.id in {"__import__", "import_module"})
+                (
+                    isinstance(node.func, ast.Name)
+                    and node.func.id in {"__import__", "import_module"}
+                )
                 or (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
             )
         ):
@@ -172,7 +179,11 @@ def test_static_walk_follows_the_real_dependency_graph() -> None:
     walk = walk_imports([f"{PACKAGE}.render"], PACKAGE, PACKAGE_DIR)
     # render -> .protocol.replies (and .protocol, the subpackage whose __init__ runs first)
     # -> ..errors via frames/inbound
-    assert {f"{PACKAGE}.protocol", f"{PACKAGE}.protocol.replies", f"{PACKAGE}.errors"} <= walk.visited
+    assert {
+        f"{PACKAGE}.protocol",
+        f"{PACKAGE}.protocol.replies",
+        f"{PACKAGE}.errors",
+    } <= walk.visited
     assert f"{PACKAGE}.protocol.frames" in walk.visited  # via protocol/__init__.py
 
 
@@ -203,10 +214,21 @@ _CHILD = textwrap.dedent(
 )
 
 
-def run_child(package: str, package_dir: Path, modules: list[str]) -> subprocess.CompletedProcess[str]:
+def run_child(
+    package: str, package_dir: Path, modules: list[str]
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONSTARTUP", "PYTHONPATH"}}
     return subprocess.run(
-        [sys.executable, "-I", "-c", _CHILD, package, str(package_dir), *modules, ",".join(sorted(FORBIDDEN))],
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            _CHILD,
+            package,
+            str(package_dir),
+            *modules,
+            ",".join(sorted(FORBIDDEN)),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -230,7 +252,9 @@ def bad_package(tmp_path: Path) -> tuple[str, Path]:
     (pkg / "core").mkdir(parents=True)
     (pkg / "__init__.py").write_text("import httpx  # the facade may; it is not walked\n")
     (pkg / "core" / "__init__.py").write_text("from .codec import encode\n")
-    (pkg / "core" / "codec.py").write_text("from ..helpers import clock\n\ndef encode(x):\n    return x\n")
+    (pkg / "core" / "codec.py").write_text(
+        "from ..helpers import clock\n\ndef encode(x):\n    return x\n"
+    )
     (pkg / "helpers.py").write_text("from . import timing as clock\n")
     (pkg / "timing.py").write_text("import trio.lowlevel\n")
     (pkg / "infunc.py").write_text("def f():\n    from httpx import Client\n    return Client\n")
@@ -257,7 +281,9 @@ def bad_package(tmp_path: Path) -> tuple[str, Path]:
         ("badpkg.facade_user", "badpkg"),
     ],
 )
-def test_static_walk_catches_indirect_imports(bad_package: tuple[str, Path], root: str, reached: str) -> None:
+def test_static_walk_catches_indirect_imports(
+    bad_package: tuple[str, Path], root: str, reached: str
+) -> None:
     name, path = bad_package
     walk = walk_imports([root], name, path)
     assert reached in walk.offences
@@ -293,7 +319,9 @@ def test_relative_import_resolution() -> None:
         (["badpkg.fine", "badpkg.clean"], ["trio"]),
     ],
 )
-def test_subprocess_check_catches_a_leak(bad_package: tuple[str, Path], modules: list[str], leaked: list[str]) -> None:
+def test_subprocess_check_catches_a_leak(
+    bad_package: tuple[str, Path], modules: list[str], leaked: list[str]
+) -> None:
     name, path = bad_package
     proc = run_child(name, path, modules)
     assert proc.returncode == 1, proc.stderr

@@ -123,13 +123,17 @@ WS_FRAMES: dict[str, F] = {
     # WS §2.1
     "ack-generic": F(
         '{ "headers": { "req_id": "<echo of request req_id>" }, "errcode": 0, "errmsg": "ok" }',
-        None, "<echo of request req_id>", 0, "ok",
+        None,
+        "<echo of request req_id>",
+        0,
+        "ok",
     ),
     # WS §3.1
     "subscribe": F(
         """{ "cmd": "aibot_subscribe", "headers": { "req_id": "REQUEST_ID" },
   "body": { "bot_id": "BOTID", "secret": "SECRET" } }""",
-        "aibot_subscribe", "REQUEST_ID",
+        "aibot_subscribe",
+        "REQUEST_ID",
     ),
     "subscribe-ok": F(
         '{"headers":{"req_id":"REQUEST_ID"},"errcode":0,"errmsg":"ok"}', None, "REQUEST_ID", 0, "ok"
@@ -141,7 +145,8 @@ WS_FRAMES: dict[str, F] = {
         """{ "cmd": "aibot_msg_callback", "headers": { "req_id": "REQUEST_ID" },
   "body": { "msgid": "MSGID", "aibotid": "AIBOTID", "chatid": "CHATID", "chattype": "group",
             "from": { "userid": "USERID" }, "msgtype": "text", "text": { "content": "@RobotA hello robot" } } }""",
-        "aibot_msg_callback", "REQUEST_ID",
+        "aibot_msg_callback",
+        "REQUEST_ID",
     ),
     # WS §3.4
     "event-callback": F(
@@ -149,20 +154,23 @@ WS_FRAMES: dict[str, F] = {
   "body": { "msgid": "MSGID", "create_time": 1700000000, "aibotid": "AIBOTID",
             "from": { "userid": "USERID" }, "msgtype": "event",
             "event": { "eventtype": "enter_chat" } } }""",
-        "aibot_event_callback", "REQUEST_ID",
+        "aibot_event_callback",
+        "REQUEST_ID",
     ),
     # WS §3.4.4
     "disconnected-event": F(
         """{ "cmd": "aibot_event_callback", "headers": { "req_id": "REQUEST_ID" },
   "body": { "msgid": "MSGID", "create_time": 1700000000, "aibotid": "AIBOTID",
             "msgtype": "event", "event": { "eventtype": "disconnected_event" } } }""",
-        "aibot_event_callback", "REQUEST_ID",
+        "aibot_event_callback",
+        "REQUEST_ID",
     ),
     # WS §3.5
     "welcome": F(
         """{ "cmd": "aibot_respond_welcome_msg", "headers": { "req_id": "<enter_chat callback req_id>" },
   "body": { "msgtype": "text", "text": { "content": "您好！我是智能助手，有什么可以帮您的吗？" } } }""",
-        "aibot_respond_welcome_msg", "<enter_chat callback req_id>",
+        "aibot_respond_welcome_msg",
+        "<enter_chat callback req_id>",
     ),
     # WS §3.7
     "update": F(
@@ -173,117 +181,161 @@ WS_FRAMES: dict[str, F] = {
               "main_title": { "title": "xx系统告警", "desc": "服务器CPU使用率超过90%" },
               "button_list": [ {"text":"确认中","style":1,"key":"confirm"}, {"text":"误报","style":2,"key":"false_alarm"} ],
               "task_id": "TASK_ID", "feedback": { "id": "FEEDBACKID" } } } }""",
-        "aibot_respond_update_msg", "<template_card_event req_id>",
+        "aibot_respond_update_msg",
+        "<template_card_event req_id>",
     ),
     # WS §3.8
     "send-msg": F(
         """{ "cmd": "aibot_send_msg", "headers": { "req_id": "REQUEST_ID" },
   "body": { "chatid": "CHATID", "chat_type": 1, "msgtype": "markdown",
             "markdown": { "content": "这是一条**主动推送**的消息" } } }""",
-        "aibot_send_msg", "REQUEST_ID",
+        "aibot_send_msg",
+        "REQUEST_ID",
     ),
     # WS §3.9
     "upload-init": F(
         """{ "cmd": "aibot_upload_media_init", "headers": {"req_id": "REQUEST_ID"},
   "body": { "type": "file", "filename": "test.pdf", "total_size": 2333, "total_chunks": 124, "md5": "0123456789abcdef0123456789abcdef" } }""",
-        "aibot_upload_media_init", "REQUEST_ID",
+        "aibot_upload_media_init",
+        "REQUEST_ID",
     ),
     "upload-init-ack": F(
         '{ "headers": {"req_id": "REQUEST_ID"}, "body": { "upload_id": "UPLOADID" }, "errcode": 0, "errmsg": "ok" }',
-        None, "REQUEST_ID", 0, "ok",
+        None,
+        "REQUEST_ID",
+        0,
+        "ok",
     ),
     "upload-chunk": F(
         """{ "cmd": "aibot_upload_media_chunk", "headers": {"req_id": "REQUEST_ID"},
   "body": { "upload_id": "UPLOADID", "chunk_index": 1, "base64_data": "JGNEIOGJGE" } }""",
-        "aibot_upload_media_chunk", "REQUEST_ID",
+        "aibot_upload_media_chunk",
+        "REQUEST_ID",
     ),
     "upload-chunk-ack": F(
         '{ "headers": {"req_id": "REQUEST_ID"}, "errcode": 0, "errmsg": "ok" }',
-        None, "REQUEST_ID", 0, "ok",
+        None,
+        "REQUEST_ID",
+        0,
+        "ok",
     ),
     "upload-finish": F(
         '{ "cmd": "aibot_upload_media_finish", "headers": {"req_id": "REQUEST_ID"}, "body": { "upload_id": "UPLOADID" } }',
-        "aibot_upload_media_finish", "REQUEST_ID",
+        "aibot_upload_media_finish",
+        "REQUEST_ID",
     ),
     "upload-finish-ack": F(
         """{ "headers": {"req_id": "REQUEST_ID"},
   "body": { "type": "file", "media_id": "1G6nrLmr5EC3MMb_-zK1dDdzmd0p7cNliYu9V5w7o8K0", "created_at": "1380000000" },
   "errcode": 0, "errmsg": "ok" }""",
-        None, "REQUEST_ID", 0, "ok",
+        None,
+        "REQUEST_ID",
+        0,
+        "ok",
     ),
     # WS §8 scenarios
     "s1-subscribe": F(
         '{"cmd":"aibot_subscribe","headers":{"req_id":"aibot_subscribe_1"},"body":{"bot_id":"B","secret":"S"}}',
-        "aibot_subscribe", "aibot_subscribe_1",
+        "aibot_subscribe",
+        "aibot_subscribe_1",
     ),
     "s1-subscribe-ack": F(
         '{"headers":{"req_id":"aibot_subscribe_1"},"errcode":0,"errmsg":"ok"}',
-        None, "aibot_subscribe_1", 0, "ok",
+        None,
+        "aibot_subscribe_1",
+        0,
+        "ok",
     ),
     "s2-bad-secret": F(
         '{"headers":{"req_id":"aibot_subscribe_2"},"errcode":600041,"errmsg":"invalid secret"}',
-        None, "aibot_subscribe_2", 600041, "invalid secret",
+        None,
+        "aibot_subscribe_2",
+        600041,
+        "invalid secret",
     ),
     "s3-send-before-subscribe": F(
         '{"cmd":"aibot_send_msg","headers":{"req_id":"R1"},"body":{"chatid":"U","msgtype":"markdown","markdown":{"content":"x"}}}',
-        "aibot_send_msg", "R1",
+        "aibot_send_msg",
+        "R1",
     ),
     "s3-not-subscribed": F(
         '{"headers":{"req_id":"R1"},"errcode":846609,"errmsg":"aibot websocket not subscribed"}',
-        None, "R1", 846609, "aibot websocket not subscribed",
+        None,
+        "R1",
+        846609,
+        "aibot websocket not subscribed",
     ),
     "s4-ping": F('{"cmd":"ping","headers":{"req_id":"ping_1"}}', "ping", "ping_1"),
     "s6-callback": F(
         '{"cmd":"aibot_msg_callback","headers":{"req_id":"CB1"},"body":{"msgid":"M1","aibotid":"B","chattype":"single","from":{"userid":"U"},"msgtype":"text","text":{"content":"hi"}}}',
-        "aibot_msg_callback", "CB1",
+        "aibot_msg_callback",
+        "CB1",
     ),
     "s6-stream-1": F(
         '{"cmd":"aibot_respond_msg","headers":{"req_id":"CB1"},"body":{"msgtype":"stream","stream":{"id":"ST1","finish":false,"content":"He"}}}',
-        "aibot_respond_msg", "CB1",
+        "aibot_respond_msg",
+        "CB1",
     ),
     "s6-stream-3": F(
         '{"cmd":"aibot_respond_msg","headers":{"req_id":"CB1"},"body":{"msgtype":"stream","stream":{"id":"ST1","finish":true,"content":"Hello world"}}}',
-        "aibot_respond_msg", "CB1",
+        "aibot_respond_msg",
+        "CB1",
     ),
     "s7-conflict": F(
         '{"headers":{"req_id":"CB1"},"errcode":6000,"errmsg":"more than one callers at the same time, data version conflict"}',
-        None, "CB1", 6000, "more than one callers at the same time, data version conflict",
+        None,
+        "CB1",
+        6000,
+        "more than one callers at the same time, data version conflict",
     ),
     "s8-mixed": F(
         '{"cmd":"aibot_msg_callback","headers":{"req_id":"CB2"},"body":{"msgid":"M2","aibotid":"B","chatid":"G","chattype":"group","from":{"userid":"U"},"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"text","text":{"content":"@Bot look"}},{"msgtype":"image","image":{"url":"https://…","aeskey":"K"}}]}}}',
-        "aibot_msg_callback", "CB2",
+        "aibot_msg_callback",
+        "CB2",
     ),
     "s10-enter-chat": F(
         '{"cmd":"aibot_event_callback","headers":{"req_id":"EV1"},"body":{"msgid":"M3","create_time":1700000000,"aibotid":"B","from":{"userid":"U"},"msgtype":"event","event":{"eventtype":"enter_chat"}}}',
-        "aibot_event_callback", "EV1",
+        "aibot_event_callback",
+        "EV1",
     ),
     "s10-welcome": F(
         '{"cmd":"aibot_respond_welcome_msg","headers":{"req_id":"EV1"},"body":{"msgtype":"text","text":{"content":"欢迎"}}}',
-        "aibot_respond_welcome_msg", "EV1",
+        "aibot_respond_welcome_msg",
+        "EV1",
     ),
     "s11-card-event": F(
         '{"cmd":"aibot_event_callback","headers":{"req_id":"EV2"},"body":{"msgid":"M4","create_time":1700000001,"aibotid":"B","from":{"userid":"U"},"chattype":"single","msgtype":"event","event":{"eventtype":"template_card_event","template_card_event":{"card_type":"button_interaction","event_key":"ok","task_id":"T1"}}}}',
-        "aibot_event_callback", "EV2",
+        "aibot_event_callback",
+        "EV2",
     ),
     "s11-update": F(
         '{"cmd":"aibot_respond_update_msg","headers":{"req_id":"EV2"},"body":{"response_type":"update_template_card","template_card":{"card_type":"text_notice","main_title":{"title":"Confirmed"},"card_action":{"type":1,"url":"https://example.com"},"task_id":"T1"}}}',
-        "aibot_respond_update_msg", "EV2",
+        "aibot_respond_update_msg",
+        "EV2",
     ),
     "s12-push": F(
         '{"cmd":"aibot_send_msg","headers":{"req_id":"aibot_send_msg_1"},"body":{"chatid":"U","msgtype":"markdown","markdown":{"content":"**ping**"}}}',
-        "aibot_send_msg", "aibot_send_msg_1",
+        "aibot_send_msg",
+        "aibot_send_msg_1",
     ),
     "s15-kicked": F(
         '{"cmd":"aibot_event_callback","headers":{"req_id":"EVK"},"body":{"msgid":"M5","create_time":1700000002,"aibotid":"B","msgtype":"event","event":{"eventtype":"disconnected_event"}}}',
-        "aibot_event_callback", "EVK",
+        "aibot_event_callback",
+        "EVK",
     ),
     "s16-init-ack": F(
         '{"headers":{"req_id":"UPI"},"body":{"upload_id":"UP1"},"errcode":0,"errmsg":"ok"}',
-        None, "UPI", 0, "ok",
+        None,
+        "UPI",
+        0,
+        "ok",
     ),
     "s16-finish-ack": F(
         '{"body":{"type":"image","media_id":"MID","created_at":"1380000000"},"headers":{"req_id":"UPF"},"errcode":0,"errmsg":"ok"}',
-        None, "UPF", 0, "ok",
+        None,
+        "UPF",
+        0,
+        "ok",
     ),
 }
 
@@ -360,7 +412,8 @@ def test_spec_frame_commands_are_all_known() -> None:
 
 
 @pytest.mark.parametrize(
-    "cmd", ["aibot_get_mcp_config", "aibot_callback", "ww_ai_robot_enter_event", "brand_new_cmd", ""]
+    "cmd",
+    ["aibot_get_mcp_config", "aibot_callback", "ww_ai_robot_enter_event", "brand_new_cmd", ""],
 )
 def test_unknown_cmd_decodes_to_an_envelope_with_that_cmd(cmd: str) -> None:
     text = json.dumps({"cmd": cmd, "headers": {"req_id": "R9"}, "body": {"x": [1, 2]}})
@@ -372,7 +425,9 @@ def test_unknown_cmd_decodes_to_an_envelope_with_that_cmd(cmd: str) -> None:
 
 
 def test_unknown_envelope_fields_are_ignored() -> None:
-    env = decode_frame('{"cmd":"ping","headers":{"req_id":"R","trace":"t"},"extra":{"a":[1e999999]}}')
+    env = decode_frame(
+        '{"cmd":"ping","headers":{"req_id":"R","trace":"t"},"extra":{"a":[1e999999]}}'
+    )
     assert (env.cmd, env.req_id) == ("ping", "R")
 
 
@@ -416,9 +471,17 @@ CALLBACKS: dict[str, C] = {
             "from": { "userid": "USERID" }, "msgtype": "text", "text": { "content": "@RobotA hello robot" } }""",
         TextMessage,
         {
-            "msgid": "MSGID", "aibotid": "AIBOTID", "chatid": "CHATID", "chattype": "group",
-            "userid": "USERID", "text.content": "@RobotA hello robot", "is_group": True,
-            "conversation": "CHATID", "quote": None, "create_time": None, "response_url": None,
+            "msgid": "MSGID",
+            "aibotid": "AIBOTID",
+            "chatid": "CHATID",
+            "chattype": "group",
+            "userid": "USERID",
+            "text.content": "@RobotA hello robot",
+            "is_group": True,
+            "conversation": "CHATID",
+            "quote": None,
+            "create_time": None,
+            "response_url": None,
         },
     ),
     # WS §3.3 table: image/file/video carry a per-URL aeskey; voice is text only
@@ -446,9 +509,12 @@ CALLBACKS: dict[str, C] = {
         '{"msgid":"M","aibotid":"B","chattype":"single","from":{"userid":"U"},"msgtype":"mixed","mixed": {"msg_item": [{"msgtype":"text","text":{"content":"..."}}, {"msgtype":"image","image":{"url":"...","aeskey":"..."}}]}}',
         MixedMessage,
         {
-            "mixed.msg_item.0.msgtype": "text", "mixed.msg_item.0.text.content": "...",
-            "mixed.msg_item.0.image": None, "mixed.msg_item.1.msgtype": "image",
-            "mixed.msg_item.1.image.url": "...", "mixed.msg_item.1.image.aeskey": "...",
+            "mixed.msg_item.0.msgtype": "text",
+            "mixed.msg_item.0.text.content": "...",
+            "mixed.msg_item.0.image": None,
+            "mixed.msg_item.1.msgtype": "image",
+            "mixed.msg_item.1.image.url": "...",
+            "mixed.msg_item.1.image.aeskey": "...",
         },
     ),
     "ws-s6-text": C(
@@ -460,8 +526,11 @@ CALLBACKS: dict[str, C] = {
         '{"msgid":"M2","aibotid":"B","chatid":"G","chattype":"group","from":{"userid":"U"},"msgtype":"mixed","mixed":{"msg_item":[{"msgtype":"text","text":{"content":"@Bot look"}},{"msgtype":"image","image":{"url":"https://…","aeskey":"K"}}]}}',
         MixedMessage,
         {
-            "conversation": "G", "userid": "U", "mixed.msg_item.0.text.content": "@Bot look",
-            "mixed.msg_item.1.image.url": "https://…", "mixed.msg_item.1.image.aeskey": "K",
+            "conversation": "G",
+            "userid": "U",
+            "mixed.msg_item.0.text.content": "@Bot look",
+            "mixed.msg_item.1.image.url": "https://…",
+            "mixed.msg_item.1.image.aeskey": "K",
         },
     ),
     "ws-enter-chat": C(
@@ -469,7 +538,12 @@ CALLBACKS: dict[str, C] = {
             "from": { "userid": "USERID" }, "msgtype": "event",
             "event": { "eventtype": "enter_chat" } }""",
         EnterChatEvent,
-        {"eventtype": "enter_chat", "create_time": 1700000000, "chattype": None, "conversation": "USERID"},
+        {
+            "eventtype": "enter_chat",
+            "create_time": 1700000000,
+            "chattype": None,
+            "conversation": "USERID",
+        },
     ),
     "ws-s10-enter-chat": C(
         '{"msgid":"M3","create_time":1700000000,"aibotid":"B","from":{"userid":"U"},"msgtype":"event","event":{"eventtype":"enter_chat"}}',
@@ -486,8 +560,10 @@ CALLBACKS: dict[str, C] = {
         "option_ids": { "option_id": [ "button_selection_id1" ] } } ] } } } }""",
         TemplateCardEvent,
         {
-            "eventtype": "template_card_event", "card_type": "button_interaction",
-            "event_key": "button_replace_text", "task_id": "fBmjTL7ErRCQSNA6GZKMlcFiWX1shOvg",
+            "eventtype": "template_card_event",
+            "card_type": "button_interaction",
+            "event_key": "button_replace_text",
+            "task_id": "fBmjTL7ErRCQSNA6GZKMlcFiWX1shOvg",
             "selected_items.selected_item.0.question_key": "button_selection_key1",
             "selected_items.selected_item.0.option_ids.option_id": ["button_selection_id1"],
         },
@@ -495,13 +571,23 @@ CALLBACKS: dict[str, C] = {
     "ws-s11-card-event": C(
         '{"msgid":"M4","create_time":1700000001,"aibotid":"B","from":{"userid":"U"},"chattype":"single","msgtype":"event","event":{"eventtype":"template_card_event","template_card_event":{"card_type":"button_interaction","event_key":"ok","task_id":"T1"}}}',
         TemplateCardEvent,
-        {"event_key": "ok", "task_id": "T1", "card_type": "button_interaction", "selected_items": None},
+        {
+            "event_key": "ok",
+            "task_id": "T1",
+            "card_type": "button_interaction",
+            "selected_items": None,
+        },
     ),
     # The Node SDK typings' placement (TemplateCardEventData): fields directly under ``event``.
     "node-card-event-flat": C(
         '{"msgid":"M","create_time":1700000001,"aibotid":"B","from":{"userid":"U"},"chattype":"single","msgtype":"event","event":{"eventtype":"template_card_event","card_type":"button_interaction","event_key":"ok","task_id":"T1"}}',
         TemplateCardEvent,
-        {"event_key": "ok", "task_id": "T1", "card_type": "button_interaction", "event.template_card_event": None},
+        {
+            "event_key": "ok",
+            "task_id": "T1",
+            "card_type": "button_interaction",
+            "event.template_card_event": None,
+        },
     ),
     # WS §3.4.3 (fragment wrapped)
     "ws-feedback": C(
@@ -510,8 +596,11 @@ CALLBACKS: dict[str, C] = {
   "feedback_event": { "id": "FEEDBACKID", "type": 2, "content": "能再详细一些么", "inaccurate_reason_list": [2, 4] } } }""",
         FeedbackEvent,
         {
-            "eventtype": "feedback_event", "feedback.id": "FEEDBACKID", "feedback.type": 2,
-            "feedback.content": "能再详细一些么", "feedback.inaccurate_reason_list": [2, 4],
+            "eventtype": "feedback_event",
+            "feedback.id": "FEEDBACKID",
+            "feedback.type": 2,
+            "feedback.content": "能再详细一些么",
+            "feedback.inaccurate_reason_list": [2, 4],
         },
     ),
     "ws-disconnected": C(
@@ -530,8 +619,12 @@ CALLBACKS: dict[str, C] = {
         _WH_TEXT,
         TextMessage,
         {
-            "msgid": MSGID, "response_url": "RESPONSEURL", "text.content": "@RobotA hello robot",
-            "quote.msgtype": "text", "quote.text.content": "这是今日的测试情况", "conversation": "CHATID",
+            "msgid": MSGID,
+            "response_url": "RESPONSEURL",
+            "text.content": "@RobotA hello robot",
+            "quote.msgtype": "text",
+            "quote.text.content": "这是今日的测试情况",
+            "conversation": "CHATID",
         },
     ),
     "wh-image": C(
@@ -542,9 +635,8 @@ CALLBACKS: dict[str, C] = {
     "from": { "userid": "USERID" },
     "response_url": "RESPONSEURL",
     "msgtype": "image",
-    "image": { "url": "%s" }
-}"""
-        % _WH_IMAGE_URL,
+    "image": { "url": "https://ww-aibot-img-1258476243.cos.ap-guangzhou.myqcloud.com/BHoPdA3/7571665296904772241?sign=q-sign-algorithm%3Dsha1%26q-ak%3D...%26q-signature%3D0f7b6576943685f82870bc8db306dbf09dfe0fd6" }
+}""",
         ImageMessage,
         {"image.url": _WH_IMAGE_URL, "image.aeskey": None, "conversation": "USERID"},
     ),
@@ -569,7 +661,8 @@ CALLBACKS: dict[str, C] = {
         {
             "mixed.msg_item.0.text.content": "@机器人 这是今日的测试情况",
             "mixed.msg_item.1.image.url": "https://...encrypted...",
-            "mixed.msg_item.1.image.aeskey": None, "quote.text.content": "这是今日的测试情况",
+            "mixed.msg_item.1.image.aeskey": None,
+            "quote.text.content": "这是今日的测试情况",
         },
     ),
     "wh-voice": C(
@@ -616,7 +709,12 @@ CALLBACKS: dict[str, C] = {
     "event": { "eventtype": "eventtype_name", "eventtype_name": { } }
 }""",
         UnknownEvent,
-        {"eventtype": "eventtype_name", "msgid": MSGID, "from_.corpid": "wpxxxx", "chatid": "CHATID"},
+        {
+            "eventtype": "eventtype_name",
+            "msgid": MSGID,
+            "from_.corpid": "wpxxxx",
+            "chatid": "CHATID",
+        },
     ),
     "wh-enter-chat": C(
         r"""{ "msgid": "CAIQ16HMjQYY\/NGagIOAgAMgq4KM0AI=", "create_time": 1700000000, "aibotid": "AIBOTID",
@@ -644,8 +742,10 @@ CALLBACKS: dict[str, C] = {
 }""",
         TemplateCardEvent,
         {
-            "card_type": "vote_interaction", "event_key": "button_replace_text",
-            "task_id": "fBmjTL7ErRCQSNA6GZKMlcFiWX1shOvg", "response_url": "RESPONSEURL",
+            "card_type": "vote_interaction",
+            "event_key": "button_replace_text",
+            "task_id": "fBmjTL7ErRCQSNA6GZKMlcFiWX1shOvg",
+            "response_url": "RESPONSEURL",
             "selected_items.selected_item.0.option_ids.option_id": ["one", "two"],
             "conversation": "CHATID",
         },
@@ -656,7 +756,11 @@ CALLBACKS: dict[str, C] = {
   "event": { "eventtype": "feedback_event",
              "feedback_event": { "id": "FEEDBACKID", "type": 2, "content": "能再详细一些么", "inaccurate_reason_list": [2, 4] } } }""",
         FeedbackEvent,
-        {"feedback.id": "FEEDBACKID", "feedback.inaccurate_reason_list": [2, 4], "conversation": "CHATID"},
+        {
+            "feedback.id": "FEEDBACKID",
+            "feedback.inaccurate_reason_list": [2, 4],
+            "conversation": "CHATID",
+        },
     ),
     # WH §9.2 vector plaintexts (exact bytes)
     "wh-vector-B": C(
@@ -747,7 +851,10 @@ def test_conversation_is_chatid_for_group_userid_for_single(
         ({"msgtype": "text", "text": {"content": "q"}}, "text.content", "q"),
         ({"msgtype": "image", "image": {"url": "U"}}, "image.url", "U"),
         (
-            {"msgtype": "mixed", "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "m"}}]}},
+            {
+                "msgtype": "mixed",
+                "mixed": {"msg_item": [{"msgtype": "text", "text": {"content": "m"}}]},
+            },
             "mixed.msg_item.0.text.content",
             "m",
         ),
@@ -759,7 +866,12 @@ def test_conversation_is_chatid_for_group_userid_for_single(
 )
 @pytest.mark.parametrize("outer", ["text", "mixed"])
 def test_quote_of_every_msgtype(outer: str, quote: dict, path: str, expected: str) -> None:
-    body: dict[str, Any] = {"msgid": "M", "chattype": "single", "from": {"userid": "U"}, "msgtype": outer}
+    body: dict[str, Any] = {
+        "msgid": "M",
+        "chattype": "single",
+        "from": {"userid": "U"},
+        "msgtype": outer,
+    }
     body[outer] = {"content": "x"} if outer == "text" else {"msg_item": []}
     body["quote"] = quote
     msg = decode_callback(json.dumps(body).encode())
@@ -792,7 +904,11 @@ def test_card_event_nested_wins_over_flat() -> None:
             },
         }
     )
-    assert (msg.event_key, msg.task_id, msg.card_type) == ("nested_key", "nested_task", "vote_interaction")
+    assert (msg.event_key, msg.task_id, msg.card_type) == (
+        "nested_key",
+        "nested_task",
+        "vote_interaction",
+    )
 
 
 def test_card_event_falls_back_field_by_field() -> None:
@@ -811,11 +927,18 @@ def test_card_event_falls_back_field_by_field() -> None:
 
 def test_card_event_with_neither_placement_has_none() -> None:
     msg = _card_event({"eventtype": "template_card_event"})
-    assert (msg.event_key, msg.task_id, msg.card_type, msg.selected_items) == (None, None, None, None)
+    assert (msg.event_key, msg.task_id, msg.card_type, msg.selected_items) == (
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_legacy_event_type_spelling_is_accepted() -> None:
-    body = b'{"msgid":"M","aibotid":"B","msgtype":"event","event":{"event_type":"disconnected_event"}}'
+    body = (
+        b'{"msgid":"M","aibotid":"B","msgtype":"event","event":{"event_type":"disconnected_event"}}'
+    )
     assert isinstance(decode_callback(body), DisconnectedEvent)
 
 
@@ -958,7 +1081,8 @@ BAD_CALLBACKS = {
     "chattype-int": _CB.replace('"single"', "2") + '"msgtype":"text","text":{"content":"x"}}',
     "image-url-list": _CB + '"msgtype":"image","image":{"url":["u"]}}',
     "mixed-items-object": _CB + '"msgtype":"mixed","mixed":{"msg_item":{"msgtype":"text"}}}',
-    "mixed-item-without-msgtype": _CB + '"msgtype":"mixed","mixed":{"msg_item":[{"text":{"content":"x"}}]}}',
+    "mixed-item-without-msgtype": _CB
+    + '"msgtype":"mixed","mixed":{"msg_item":[{"text":{"content":"x"}}]}}',
     "quote-string": _CB + '"msgtype":"text","text":{"content":"x"},"quote":"q"}',
     "stream-id-int": _CB + '"msgtype":"stream","stream":{"id":1}}',
     "create-time-str": _CB + '"create_time":"1700000000","msgtype":"text","text":{"content":"x"}}',
@@ -1009,7 +1133,9 @@ def test_huge_floats_raise_frame_error() -> None:
 
 
 def test_huge_numbers_in_unknown_fields_are_skipped() -> None:
-    env = decode_frame(b'{"cmd":"ping","headers":{"req_id":"R"},"x":1e999999,"y":' + b"9" * 5000 + b"}")
+    env = decode_frame(
+        b'{"cmd":"ping","headers":{"req_id":"R"},"x":1e999999,"y":' + b"9" * 5000 + b"}"
+    )
     assert env.cmd == "ping"
     msg = decode_callback((_CB + '"msgtype":"text","z":123456789012345678901234567890}').encode())
     assert isinstance(msg, TextMessage)
@@ -1025,7 +1151,10 @@ def test_huge_numbers_in_unknown_fields_are_skipped() -> None:
     ("decoder", "data"),
     [
         (decode_frame, b'{"headers":{"req_id":"R"},"errcode":123456789012345678901234567890}'),
-        (decode_callback, (_CB + '"create_time":123456789012345678901234567890,"msgtype":"text"}').encode()),
+        (
+            decode_callback,
+            (_CB + '"create_time":123456789012345678901234567890,"msgtype":"text"}').encode(),
+        ),
     ],
     ids=["errcode", "create_time"],
 )
@@ -1108,25 +1237,65 @@ _json_scalars = (
 )
 json_values = st.recursive(
     _json_scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 # Objects whose keys are the protocol's own, so values of the wrong type reach the typed decoders.
 _KEYS = [
-    "cmd", "headers", "req_id", "body", "errcode", "errmsg", "msgid", "aibotid", "chatid",
-    "chattype", "from", "userid", "corpid", "create_time", "response_url", "msgtype", "text",
-    "content", "image", "url", "aeskey", "mixed", "msg_item", "voice", "file", "video", "stream",
-    "id", "quote", "event", "eventtype", "event_type", "template_card_event", "event_key",
-    "task_id", "card_type", "selected_items", "selected_item", "option_ids", "option_id",
-    "feedback_event", "type", "inaccurate_reason_list",
+    "cmd",
+    "headers",
+    "req_id",
+    "body",
+    "errcode",
+    "errmsg",
+    "msgid",
+    "aibotid",
+    "chatid",
+    "chattype",
+    "from",
+    "userid",
+    "corpid",
+    "create_time",
+    "response_url",
+    "msgtype",
+    "text",
+    "content",
+    "image",
+    "url",
+    "aeskey",
+    "mixed",
+    "msg_item",
+    "voice",
+    "file",
+    "video",
+    "stream",
+    "id",
+    "quote",
+    "event",
+    "eventtype",
+    "event_type",
+    "template_card_event",
+    "event_key",
+    "task_id",
+    "card_type",
+    "selected_items",
+    "selected_item",
+    "option_ids",
+    "option_id",
+    "feedback_event",
+    "type",
+    "inaccurate_reason_list",
 ]
 _MSGTYPES = ["text", "image", "mixed", "voice", "file", "video", "stream", "event", "other"]
 _EVENTTYPES = ["enter_chat", "template_card_event", "feedback_event", "disconnected_event", "x"]
 protocolish = st.recursive(
     _json_scalars | st.sampled_from(_MSGTYPES + _EVENTTYPES),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.sampled_from(_KEYS), children, max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(_KEYS), children, max_size=6)
+    ),
     max_leaves=25,
 )
 
@@ -1187,7 +1356,9 @@ def test_decode_callback_arbitrary_json(value: object) -> None:
 
 
 @FUZZ_JSON
-@given(st.dictionaries(st.sampled_from(["cmd", "headers", "body", "errcode", "errmsg"]), protocolish))
+@given(
+    st.dictionaries(st.sampled_from(["cmd", "headers", "body", "errcode", "errmsg"]), protocolish)
+)
 def test_decoded_frame_body_feeds_decode_callback(value: dict[str, Any]) -> None:
     try:
         env = decode_frame(json.dumps(value).encode())
@@ -1354,8 +1525,8 @@ def _msg_item_xfail(case: Any) -> Any:
         marks=pytest.mark.xfail(
             strict=True,
             reason="BUG replies.MsgItem: msgtype='image' is a default and _Body has "
-            "omit_defaults=True, so msg_item encodes as {\"image\":{...}} without the "
-            "required \"msgtype\":\"image\"",
+            'omit_defaults=True, so msg_item encodes as {"image":{...}} without the '
+            'required "msgtype":"image"',
         ),
     )
 
@@ -1377,7 +1548,10 @@ REPLY_CASES: list[Any] = [
         "stream-feedback",
         StreamReply(
             stream=StreamBody(
-                id="STREAMID", finish=False, content="正在为您查询天气信息...", feedback=Feedback("FEEDBACKID")
+                id="STREAMID",
+                finish=False,
+                content="正在为您查询天气信息...",
+                feedback=Feedback("FEEDBACKID"),
             )
         ),
         """{ "msgtype": "stream",
@@ -1437,7 +1611,9 @@ REPLY_CASES: list[Any] = [
     # WS §3.6.2 / WH §7
     (
         "markdown-feedback",
-        MarkdownReply(markdown=MarkdownBody(content="hello world", feedback=Feedback("FEEDBACKID"))),
+        MarkdownReply(
+            markdown=MarkdownBody(content="hello world", feedback=Feedback("FEEDBACKID"))
+        ),
         '{ "msgtype": "markdown", "markdown": { "content": "hello world", "feedback": { "id": "FEEDBACKID" } } }',
     ),
     (
@@ -1469,7 +1645,9 @@ REPLY_CASES: list[Any] = [
         (
             "stream-with-card-msg-item",
             StreamWithCardReply(
-                stream=StreamBody(id="STREAMID", finish=True, content="done", msg_item=[IMAGE_ITEM]),
+                stream=StreamBody(
+                    id="STREAMID", finish=True, content="done", msg_item=[IMAGE_ITEM]
+                ),
                 template_card=CONFIRMED_CARD,
             ),
             """{ "msgtype": "stream_with_template_card",
@@ -1485,9 +1663,17 @@ REPLY_CASES: list[Any] = [
     ),
     # WS §3.6.5 media
     ("file", FileReply(file=MediaId("MID")), '{"msgtype":"file","file":{"media_id":"MID"}}'),
-    ("image-s16", ImageReply(image=MediaId("MID")), '{"msgtype":"image","image":{"media_id":"MID"}}'),
+    (
+        "image-s16",
+        ImageReply(image=MediaId("MID")),
+        '{"msgtype":"image","image":{"media_id":"MID"}}',
+    ),
     ("voice", VoiceReply(voice=MediaId("MID")), '{"msgtype":"voice","voice":{"media_id":"MID"}}'),
-    ("video", VideoReply(video=VideoMediaId("MID")), '{"msgtype":"video","video":{"media_id":"MID"}}'),
+    (
+        "video",
+        VideoReply(video=VideoMediaId("MID")),
+        '{"msgtype":"video","video":{"media_id":"MID"}}',
+    ),
     (
         "video-title-description",
         VideoReply(video=VideoMediaId("MID", title="标题", description="描述")),
@@ -1499,7 +1685,11 @@ REPLY_CASES: list[Any] = [
         TextReply(text=TextBody("您好！我是智能助手，有什么可以帮您的吗？")),
         '{ "msgtype": "text", "text": { "content": "您好！我是智能助手，有什么可以帮您的吗？" } }',
     ),
-    ("welcome-s10", TextReply(text=TextBody("欢迎")), '{"msgtype":"text","text":{"content":"欢迎"}}'),
+    (
+        "welcome-s10",
+        TextReply(text=TextBody("欢迎")),
+        '{"msgtype":"text","text":{"content":"欢迎"}}',
+    ),
     (
         "welcome-webhook",
         TextReply(text=TextBody("hello\nI'm RobotA\n")),
@@ -1560,8 +1750,12 @@ UPDATE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "reply", "expected"), UPDATE_CASES, ids=[c[0] for c in UPDATE_CASES])
-def test_update_card_has_response_type_on_the_wire(name: str, reply: UpdateCardReply, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "reply", "expected"), UPDATE_CASES, ids=[c[0] for c in UPDATE_CASES]
+)
+def test_update_card_has_response_type_on_the_wire(
+    name: str, reply: UpdateCardReply, expected: str
+) -> None:
     wire = parsed(encode_body(reply))
     assert wire == parsed(expected)
     assert wire["response_type"] == "update_template_card"
@@ -1572,7 +1766,12 @@ def test_update_card_has_response_type_on_the_wire(name: str, reply: UpdateCardR
 SEND_MSG_CASES = [
     (
         "send-msg-ws",
-        SendMsgBody(chatid="CHATID", chat_type=1, msgtype="markdown", markdown=MarkdownBody("这是一条**主动推送**的消息")),
+        SendMsgBody(
+            chatid="CHATID",
+            chat_type=1,
+            msgtype="markdown",
+            markdown=MarkdownBody("这是一条**主动推送**的消息"),
+        ),
         """{ "chatid": "CHATID", "chat_type": 1, "msgtype": "markdown",
             "markdown": { "content": "这是一条**主动推送**的消息" } }""",
     ),
@@ -1586,17 +1785,33 @@ SEND_MSG_CASES = [
         SendMsgBody(chatid="G", msgtype="template_card", template_card=BUTTON_CARD),
         '{"chatid":"G","msgtype":"template_card","template_card":{"card_type":"button_interaction","main_title":{"title":"Confirm?"},"button_list":[{"text":"OK","key":"ok","style":1}],"task_id":"T1"}}',
     ),
-    ("send-msg-file", SendMsgBody(chatid="U", msgtype="file", file=MediaId("MID")), '{"chatid":"U","msgtype":"file","file":{"media_id":"MID"}}'),
-    ("send-msg-image", SendMsgBody(chatid="U", msgtype="image", image=MediaId("MID")), '{"chatid":"U","msgtype":"image","image":{"media_id":"MID"}}'),
-    ("send-msg-voice", SendMsgBody(chatid="U", msgtype="voice", voice=MediaId("MID")), '{"chatid":"U","msgtype":"voice","voice":{"media_id":"MID"}}'),
+    (
+        "send-msg-file",
+        SendMsgBody(chatid="U", msgtype="file", file=MediaId("MID")),
+        '{"chatid":"U","msgtype":"file","file":{"media_id":"MID"}}',
+    ),
+    (
+        "send-msg-image",
+        SendMsgBody(chatid="U", msgtype="image", image=MediaId("MID")),
+        '{"chatid":"U","msgtype":"image","image":{"media_id":"MID"}}',
+    ),
+    (
+        "send-msg-voice",
+        SendMsgBody(chatid="U", msgtype="voice", voice=MediaId("MID")),
+        '{"chatid":"U","msgtype":"voice","voice":{"media_id":"MID"}}',
+    ),
     (
         "send-msg-video",
-        SendMsgBody(chatid="U", msgtype="video", video=VideoMediaId("MID", title="T", description="D")),
+        SendMsgBody(
+            chatid="U", msgtype="video", video=VideoMediaId("MID", title="T", description="D")
+        ),
         '{"chatid":"U","msgtype":"video","video":{"media_id":"MID","title":"T","description":"D"}}',
     ),
     (
         "send-msg-feedback",
-        SendMsgBody(chatid="U", msgtype="markdown", markdown=MarkdownBody("x", feedback=Feedback("F"))),
+        SendMsgBody(
+            chatid="U", msgtype="markdown", markdown=MarkdownBody("x", feedback=Feedback("F"))
+        ),
         '{"chatid":"U","msgtype":"markdown","markdown":{"content":"x","feedback":{"id":"F"}}}',
     ),
 ]
@@ -1614,12 +1829,20 @@ REQUEST_BODY_CASES = [
     ),
     (
         "upload-init",
-        UploadInitBody(type="file", filename="test.pdf", total_size=2333, total_chunks=124, md5="0123456789abcdef0123456789abcdef"),
+        UploadInitBody(
+            type="file",
+            filename="test.pdf",
+            total_size=2333,
+            total_chunks=124,
+            md5="0123456789abcdef0123456789abcdef",
+        ),
         '{ "type": "file", "filename": "test.pdf", "total_size": 2333, "total_chunks": 124, "md5": "0123456789abcdef0123456789abcdef" }',
     ),
     (
         "upload-init-s16",
-        UploadInitBody(type="image", filename="a.png", total_size=600000, total_chunks=2, md5="<hex>"),
+        UploadInitBody(
+            type="image", filename="a.png", total_size=600000, total_chunks=2, md5="<hex>"
+        ),
         '{"type":"image","filename":"a.png","total_size":600000,"total_chunks":2,"md5":"<hex>"}',
     ),
     (
@@ -1655,14 +1878,44 @@ def test_request_body_encodes_to_spec_shape(name: str, body: Any, expected: str)
 
 FRAME_CASES = [
     ("s1-subscribe", Cmd.SUBSCRIBE, "aibot_subscribe_1", SubscribeBody(bot_id="B", secret="S")),
-    ("s3-send-before-subscribe", Cmd.SEND_MSG, "R1", SendMsgBody(chatid="U", msgtype="markdown", markdown=MarkdownBody("x"))),
-    ("s6-stream-1", Cmd.RESPOND_MSG, "CB1", StreamReply(stream=StreamBody(id="ST1", finish=False, content="He"))),
-    ("s6-stream-3", Cmd.RESPOND_MSG, "CB1", StreamReply(stream=StreamBody(id="ST1", finish=True, content="Hello world"))),
+    (
+        "s3-send-before-subscribe",
+        Cmd.SEND_MSG,
+        "R1",
+        SendMsgBody(chatid="U", msgtype="markdown", markdown=MarkdownBody("x")),
+    ),
+    (
+        "s6-stream-1",
+        Cmd.RESPOND_MSG,
+        "CB1",
+        StreamReply(stream=StreamBody(id="ST1", finish=False, content="He")),
+    ),
+    (
+        "s6-stream-3",
+        Cmd.RESPOND_MSG,
+        "CB1",
+        StreamReply(stream=StreamBody(id="ST1", finish=True, content="Hello world")),
+    ),
     ("s10-welcome", Cmd.RESPOND_WELCOME, "EV1", TextReply(text=TextBody("欢迎"))),
     ("s11-update", Cmd.RESPOND_UPDATE, "EV2", UpdateCardReply(template_card=CONFIRMED_CARD)),
-    ("s12-push", Cmd.SEND_MSG, "aibot_send_msg_1", SendMsgBody(chatid="U", msgtype="markdown", markdown=MarkdownBody("**ping**"))),
-    ("welcome", Cmd.RESPOND_WELCOME, "<enter_chat callback req_id>", TextReply(text=TextBody("您好！我是智能助手，有什么可以帮您的吗？"))),
-    ("update", Cmd.RESPOND_UPDATE, "<template_card_event req_id>", UpdateCardReply(template_card=ALERT_CARD, userids=["USERID1"])),
+    (
+        "s12-push",
+        Cmd.SEND_MSG,
+        "aibot_send_msg_1",
+        SendMsgBody(chatid="U", msgtype="markdown", markdown=MarkdownBody("**ping**")),
+    ),
+    (
+        "welcome",
+        Cmd.RESPOND_WELCOME,
+        "<enter_chat callback req_id>",
+        TextReply(text=TextBody("您好！我是智能助手，有什么可以帮您的吗？")),
+    ),
+    (
+        "update",
+        Cmd.RESPOND_UPDATE,
+        "<template_card_event req_id>",
+        UpdateCardReply(template_card=ALERT_CARD, userids=["USERID1"]),
+    ),
     ("send-msg", Cmd.SEND_MSG, "REQUEST_ID", SEND_MSG_CASES[0][1]),
     ("subscribe", Cmd.SUBSCRIBE, "REQUEST_ID", SubscribeBody(bot_id="BOTID", secret="SECRET")),
     ("upload-init", Cmd.UPLOAD_INIT, "REQUEST_ID", REQUEST_BODY_CASES[2][1]),
@@ -1673,7 +1926,9 @@ FRAME_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "cmd", "req_id", "body"), FRAME_CASES, ids=[c[0] for c in FRAME_CASES])
+@pytest.mark.parametrize(
+    ("name", "cmd", "req_id", "body"), FRAME_CASES, ids=[c[0] for c in FRAME_CASES]
+)
 def test_encode_request_matches_spec_frame(name: str, cmd: Cmd, req_id: str, body: Any) -> None:
     data = encode_request(cmd, req_id, body)
     assert isinstance(data, bytes)
@@ -1690,7 +1945,11 @@ def test_encode_request_for_ping_omits_body() -> None:
 
 
 def test_encode_request_keeps_an_empty_body() -> None:
-    assert parsed(encode_request("x", "R", {})) == {"cmd": "x", "headers": {"req_id": "R"}, "body": {}}
+    assert parsed(encode_request("x", "R", {})) == {
+        "cmd": "x",
+        "headers": {"req_id": "R"},
+        "body": {},
+    }
 
 
 def test_encode_request_writes_utf8_not_escapes() -> None:
@@ -1715,7 +1974,10 @@ def test_encode_ack_and_push_round_trip() -> None:
 
 ROUND_TRIP_REPLIES = [c.values[1] for c in REPLY_CASES] + [
     StreamReply(stream=StreamBody(id="S", finish=True, content="", msg_item=[IMAGE_ITEM] * 3)),
-    StreamWithCardReply(stream=StreamBody(id="S", finish=True, content="c", msg_item=[IMAGE_ITEM]), template_card=ALERT_CARD),
+    StreamWithCardReply(
+        stream=StreamBody(id="S", finish=True, content="c", msg_item=[IMAGE_ITEM]),
+        template_card=ALERT_CARD,
+    ),
     TemplateCardReply(template_card=ALERT_CARD),
     MarkdownReply(markdown=MarkdownBody("")),
 ]

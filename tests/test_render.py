@@ -266,7 +266,11 @@ def test_strip_mention_single_chat_is_identity(text: str, name: str) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    body=st.text(alphabet=st.characters(blacklist_characters="@", blacklist_categories=["Z", "Cc"]), min_size=1, max_size=40),
+    body=st.text(
+        alphabet=st.characters(blacklist_characters="@", blacklist_categories=["Z", "Cc"]),
+        min_size=1,
+        max_size=40,
+    ),
     name=st.text(alphabet="abcXYZ字._-", min_size=1, max_size=8),
 )
 def test_strip_mention_removes_exactly_the_leading_bot_mention(body: str, name: str) -> None:
@@ -305,7 +309,7 @@ def test_msg_item_image_md5_is_of_the_raw_bytes_not_the_base64() -> None:
     data = PNG + b"payload"
     item = msg_item_image(data)
     assert item.image.md5 != hashlib.md5(item.image.base64.encode()).hexdigest()
-    assert item.image.md5 == "%032x" % int.from_bytes(hashlib.md5(data).digest(), "big")
+    assert item.image.md5 == f"{int.from_bytes(hashlib.md5(data).digest(), 'big'):032x}"
 
 
 @pytest.mark.parametrize(
@@ -350,7 +354,11 @@ ITEM = msg_item_image(PNG + b"x")
 def test_stream_reply_plain(finish: bool) -> None:
     reply = stream_reply("S1", "content so far", finish)
     assert type(reply) is StreamReply
-    assert (reply.stream.id, reply.stream.content, reply.stream.finish) == ("S1", "content so far", finish)
+    assert (reply.stream.id, reply.stream.content, reply.stream.finish) == (
+        "S1",
+        "content so far",
+        finish,
+    )
     assert reply.stream.msg_item is None
     assert reply.stream.feedback is None
 

@@ -62,12 +62,28 @@ def _serve(config: BotConfig, handler: Handler) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """SEAM: the bundled fake WeCom + the echo bot + a scripted conversation; print the transcript."""
-    return _error("the demo is not available in this version", 1)
+    import trio
+
+    if args.mode == "webhook":
+        from .testing import webhook_demo_transcript  # type: ignore[attr-defined]
+
+        return trio.run(webhook_demo_transcript)
+    from .demo import longconn_demo
+
+    return trio.run(longconn_demo)
 
 
 def _fake_server(args: argparse.Namespace) -> int:
     """SEAM: serve the bundled fake WeCom on ``args.host``/``args.port`` until interrupted."""
-    return _error("the fake server is not available in this version", 1)
+    import trio
+
+    from .demo import run_fake_server
+    from .runner import run_cancellable_until_signal
+
+    return trio.run(
+        run_cancellable_until_signal,
+        lambda: run_fake_server(host=args.host, port=args.port, bot_id=args.bot_id, secret=args.secret),
+    )
 
 
 # --- commands --------------------------------------------------------------------------------------

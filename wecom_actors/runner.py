@@ -18,7 +18,7 @@ import trio
 from .bot import BotHandle, serve_bot
 from .errors import TerminalError
 
-__all__ = ["run_until_signal", "serve_until_signal"]
+__all__ = ["run_cancellable_until_signal", "run_until_signal", "serve_until_signal"]
 
 log = logging.getLogger("wecom_actors.run")
 
@@ -35,8 +35,8 @@ async def serve_until_signal(
     """Serve one bot until SIGINT/SIGTERM, then drain and stop. Returns the exit code (0)."""
     handle: BotHandle | None = None
     try:
-        async with trio.open_nursery() as nursery:
-            with trio.open_signal_receiver(*SHUTDOWN_SIGNALS) as signals:
+        with trio.open_signal_receiver(*SHUTDOWN_SIGNALS) as signals:
+            async with trio.open_nursery() as nursery:
 
                 async def watch() -> None:
                     async for signum in signals:
@@ -68,6 +68,23 @@ async def _serve(
     config: Any, handler: Callable[..., Any], kwargs: dict[str, Any], *, task_status: trio.TaskStatus[BotHandle]
 ) -> None:
     await serve_bot(config, handler, task_status=task_status, **kwargs)
+
+
+async def run_cancellable_until_signal(main: Callable[[], Any]) -> int:
+    """Run ``main()`` until it returns or SIGINT/SIGTERM cancels it (then return 0)."""
+    with trio.open_signal_receiver(*SHUTDOWN_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(watch)
+            result = await main()
+            nursery.cancel_scope.cancel()
+            return int(result or 0)
+    return 0
 
 
 def run_until_signal(config: Any, handler: Callable[..., Any]) -> int:

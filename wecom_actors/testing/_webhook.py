@@ -1,0 +1,713 @@
+"""A fake WeCom for webhook-mode bots: it plays WeCom against a bot's callback URL.
+
+Built from webhook-protocol.md, not from the bot (its crypto is its own, ~40 lines of §3), so a
+bot can be tested against it without trusting the bot's own code::
+
+    async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY) as fake:
+        assert (await fake.verify_url()).ok
+        view = await fake.send_text("hello")       # POST, then refresh polls until finish
+        assert view.finished and view.content == "hello"
+
+What it does, per spec section:
+
+* §2 ``verify_url()``: GET with a percent-encoded echostr; the answer must be the bare plaintext
+  within 1 s.
+* §3-§5 ``send_*``: sign and encrypt each callback (fresh nonce and timestamp), POST it, verify
+  and decrypt the answer (signature over the answer's own timestamp and nonce; the nonce must
+  be the request's), then poll stream refreshes every ``poll_interval`` s of trio time until
+  ``finish`` or ``stream_window`` (6 min) after the message. Empty answers (empty body,
+  ``success``, encrypted ``{}``) count as "no reply". Answers are checked: stream id kept,
+  content at most 20480 bytes, ``msg_item`` only on the finish frame with matching md5, a
+  template card at most once, only the reply types allowed for each callback (§5.1).
+* §5.3 at most ``max_in_flight`` (3) messages of one user in flight: one more raises.
+* §7 every message gets a ``response_url`` on the fake's loopback HTTP server: one POST is
+  accepted within one hour; later ones get an errcode JSON (:class:`FakeWebhookErrcode`).
+* §8.1 media (image, file, video, mixed images) is served encrypted with the EncodingAESKey from
+  the same server, for ``media_ttl`` (5 min); the bot must allow private addresses to fetch it.
+
+Each ``send_*`` returns a :class:`WebhookView`: what the user saw. With ``strict=True`` (the
+default) a protocol violation raises :class:`WebhookConformanceError`; otherwise it is recorded
+in ``view.errors``.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import trio
+from Crypto.Cipher import AES
+
+__all__ = [
+    "FakeWebhookErrcode",
+    "FakeWebhookWeCom",
+    "ResponseUrlPost",
+    "VerifyResult",
+    "WebhookConformanceError",
+    "WebhookView",
+    "open_fake_webhook",
+    "webhook_demo_transcript",
+]
+
+logger = logging.getLogger("wecom_actors.testing.webhook")
+
+CONTENT_LIMIT = 20480  # §5.2 stream content, §7 markdown content (UTF-8 bytes)
+MAX_MSG_ITEMS = 10  # §5.2
+
+
+class WebhookConformanceError(AssertionError):
+    """The bot broke a rule of the webhook protocol (strict mode)."""
+
+
+class FakeWebhookErrcode(enum.IntEnum):
+    """Answers of the fake's response_url endpoint. The real codes are undocumented (spec §11):
+    these are the fake's own choices."""
+
+    OK = 0
+    INVALID_PARAMETER = 40058
+    CONTENT_TOO_LONG = 45002
+    RESPONSE_URL_USED = 846620
+    RESPONSE_URL_EXPIRED = 846621
+    RESPONSE_URL_UNKNOWN = 846622
+    CARD_NOT_ALLOWED = 846623  # template_card through response_url in a group chat
+
+
+# --- crypto (§3), independent of wecom_actors.crypto -----------------------------------------------
+
+
+def _aes_key(encoding_aes_key: str) -> bytes:
+    key = base64.b64decode(encoding_aes_key + "=" * (-len(encoding_aes_key) % 4))
+    if len(key) != 32:
+        raise ValueError("the EncodingAESKey must decode to 32 bytes (43 characters)")
+    return key
+
+
+def _pad32(data: bytes) -> bytes:
+    n = 32 - len(data) % 32
+    return data + bytes([n]) * n
+
+
+def _cbc(key: bytes) -> Any:
+    return AES.new(key, AES.MODE_CBC, iv=key[:16])
+
+
+def _sign(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypt])).encode()).hexdigest()
+
+
+def _encrypt(key: bytes, msg: bytes, random16: bytes) -> str:
+    framed = random16 + len(msg).to_bytes(4, "big") + msg  # receiveid "" for AI bots
+    return base64.b64encode(_cbc(key).encrypt(_pad32(framed))).decode()
+
+
+def _decrypt(key: bytes, encrypt: str) -> bytes:
+    raw = _cbc(key).decrypt(base64.b64decode(encrypt, validate=True))
+    n = raw[-1] if raw else 0
+    if not 1 <= n <= 32 or raw[-n:] != bytes([n]) * n:
+        raise ValueError("bad PKCS#7 padding")
+    framed = raw[:-n]
+    size = int.from_bytes(framed[16:20], "big")
+    if 20 + size != len(framed):
+        raise ValueError("length prefix does not match (or the receiveid is not empty)")
+    return framed[20:]
+
+
+# --- records -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyResult:
+    status: int
+    body: bytes
+    expected: str
+    ok: bool
+    elapsed: float
+
+
+@dataclass
+class ResponseUrlPost:
+    """One POST the bot made to a response_url."""
+
+    code: str
+    body: Any
+    errcode: int
+    at: float
+
+    @property
+    def accepted(self) -> bool:
+        return self.errcode == 0
+
+
+@dataclass
+class WebhookView:
+    """One callback and everything the user saw of the bot's answer to it."""
+
+    msgid: str
+    msgtype: str
+    userid: str
+    chatid: str | None
+    payload: dict[str, Any]
+    created: float
+    response_url: str | None = None
+    status: int = 0
+    latency: float = 0.0  # trio seconds from the POST to its answer
+    first_reply: dict[str, Any] | None = None
+    stream_id: str | None = None
+    answers: list[dict[str, Any]] = field(default_factory=list)  # every stream answer
+    refreshes: list[str] = field(default_factory=list)  # content of every refresh answer
+    empty_refreshes: int = 0
+    content: str = ""
+    finished: bool = False
+    timed_out: bool = False
+    msg_items: list[dict[str, Any]] = field(default_factory=list)
+    card: dict[str, Any] | None = None
+    welcome: dict[str, Any] | None = None
+    update: dict[str, Any] | None = None
+    pushes: list[Any] = field(default_factory=list)  # accepted response_url bodies
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def push_text(self) -> str:
+        return "".join(p.get("markdown", {}).get("content", "") for p in self.pushes if isinstance(p, dict))
+
+
+@dataclass
+class _Url:
+    view: WebhookView
+    created: float
+    used: bool = False
+
+
+# --- the fake ----------------------------------------------------------------------------------------
+
+
+class FakeWebhookWeCom:
+    """WeCom's side of webhook mode, against one bot URL. Start it with :func:`open_fake_webhook`
+    or ``await nursery.start(fake.run)``."""
+
+    def __init__(
+        self,
+        bot_url: str,
+        *,
+        token: str,
+        encoding_aes_key: str,
+        aibotid: str = "fake-aibot",
+        poll_interval: float = 1.0,
+        reply_timeout: float = 5.0,
+        verify_timeout: float = 1.0,
+        stream_window: float = 360.0,
+        response_url_ttl: float = 3600.0,
+        media_ttl: float = 300.0,
+        max_in_flight: int = 3,
+        host: str = "127.0.0.1",
+        strict: bool = True,
+        seed: int | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bot_url = bot_url
+        self.token = token
+        self._key = _aes_key(encoding_aes_key)
+        self.aibotid = aibotid
+        self.poll_interval = poll_interval
+        self.reply_timeout = reply_timeout
+        self.verify_timeout = verify_timeout
+        self.stream_window = stream_window
+        self.response_url_ttl = response_url_ttl
+        self.media_ttl = media_ttl
+        self.max_in_flight = max_in_flight
+        self.host = host
+        self.strict = strict
+        self.wall_clock = wall_clock
+        self._rng = random.Random(seed)
+        self._n = 0
+        self.base_url = ""
+        self.http: httpx.AsyncClient | None = None
+        self.views: list[WebhookView] = []
+        self.posts: list[ResponseUrlPost] = []
+        self._urls: dict[str, _Url] = {}
+        self._media: dict[str, tuple[bytes, float, str | None]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._posted = trio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[FakeWebhookWeCom] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve media and response_urls on ``host`` (a free port) until cancelled."""
+        from hypercorn.config import Config
+        from hypercorn.trio import serve
+
+        config = Config()
+        config.bind = [f"{self.host}:0"]
+        config.accesslog = None
+        config.errorlog = logger
+        timeout = httpx.Timeout(max(30.0, self.reply_timeout * 2))
+        limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as http:
+            self.http = http
+            async with trio.open_nursery() as nursery:
+                binds = await nursery.start(partial(serve, self._app, config, mode="asgi"))
+                self.base_url = binds[0]
+                task_status.started(self)
+                await trio.sleep_forever()
+
+    # --- driving the bot ---------------------------------------------------------------------
+
+    async def verify_url(self, plaintext: str | None = None, *, percent_encode: bool = True) -> VerifyResult:
+        """§2: GET ``?msg_signature&timestamp&nonce&echostr``; the bot must echo ``plaintext``."""
+        plaintext = plaintext or str(self._rng.randrange(10**18, 10**19))
+        encrypt = self._encrypt(plaintext.encode())
+        ts, nonce = self._ts_nonce()
+        echostr = quote(encrypt, safe="") if percent_encode else encrypt
+        query = f"msg_signature={_sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}&echostr={echostr}"
+        start = trio.current_time()
+        with trio.fail_after(self.verify_timeout):
+            response = await self._client().get(self._with_query(query))
+        result = VerifyResult(
+            response.status_code, response.content, plaintext,
+            response.status_code == 200 and response.content == plaintext.encode(),
+            trio.current_time() - start,
+        )
+        if self.strict and not result.ok:
+            raise WebhookConformanceError(f"URL verification failed: HTTP {result.status} {result.body[:80]!r}")
+        return result
+
+    async def send_text(self, content: str, *, userid: str = "zhangsan", chatid: str | None = None, msgid: str | None = None) -> WebhookView:
+        return await self.deliver(self.message(userid, "text", {"text": {"content": content}}, chatid=chatid, msgid=msgid))
+
+    async def send_voice(self, content: str, *, userid: str = "zhangsan", msgid: str | None = None) -> WebhookView:
+        return await self.deliver(self.message(userid, "voice", {"voice": {"content": content}}, msgid=msgid))
+
+    async def send_image(self, data: bytes, *, userid: str = "zhangsan", msgid: str | None = None, fault: str | None = None) -> WebhookView:
+        url = self.add_media(data, fault=fault)
+        return await self.deliver(self.message(userid, "image", {"image": {"url": url}}, msgid=msgid))
+
+    async def send_file(self, data: bytes, *, filename: str = "file.bin", userid: str = "zhangsan", msgid: str | None = None) -> WebhookView:
+        url = self.add_media(data, filename=filename)
+        return await self.deliver(self.message(userid, "file", {"file": {"url": url}}, msgid=msgid))
+
+    async def send_video(self, data: bytes, *, userid: str = "zhangsan", msgid: str | None = None) -> WebhookView:
+        url = self.add_media(data)
+        return await self.deliver(self.message(userid, "video", {"video": {"url": url}}, msgid=msgid))
+
+    async def send_mixed(self, items: Sequence[str | bytes], *, userid: str = "zhangsan", chatid: str | None = None, msgid: str | None = None) -> WebhookView:
+        """A mixed message: ``str`` items are text, ``bytes`` items are images."""
+        msg_item = [
+            {"msgtype": "text", "text": {"content": item}} if isinstance(item, str)
+            else {"msgtype": "image", "image": {"url": self.add_media(item)}}
+            for item in items
+        ]
+        return await self.deliver(self.message(userid, "mixed", {"mixed": {"msg_item": msg_item}}, chatid=chatid, msgid=msgid))
+
+    async def send_enter_chat(self, *, userid: str = "zhangsan", msgid: str | None = None) -> WebhookView:
+        return await self.deliver(self.event(userid, "enter_chat", None, msgid=msgid, response_url=False))
+
+    async def send_card_click(
+        self, *, task_id: str, event_key: str, card_type: str = "button_interaction",
+        userid: str = "zhangsan", chatid: str | None = None, msgid: str | None = None,
+    ) -> WebhookView:
+        data = {"card_type": card_type, "event_key": event_key, "task_id": task_id}
+        return await self.deliver(self.event(userid, "template_card_event", data, chatid=chatid, msgid=msgid))
+
+    async def send_feedback(
+        self, *, feedback_id: str, type: int = 1, content: str | None = None,
+        userid: str = "zhangsan", chatid: str | None = None, msgid: str | None = None,
+    ) -> WebhookView:
+        data: dict[str, Any] = {"id": feedback_id, "type": type}
+        if content is not None:
+            data.update(content=content, inaccurate_reason_list=[2])
+        return await self.deliver(self.event(userid, "feedback_event", data, chatid=chatid, msgid=msgid, response_url=False))
+
+    async def wait_pushes(self, view: WebhookView, count: int = 1) -> list[Any]:
+        """Wait until ``count`` response_url posts of ``view`` were accepted."""
+        while len(view.pushes) < count:
+            await self._posted.wait()
+        return view.pushes
+
+    # --- building callbacks --------------------------------------------------------------------
+
+    def new_msgid(self) -> str:
+        self._n += 1
+        return f"CAIQ{self._n:08d}{self._rng.getrandbits(40):010x}="
+
+    def message(self, userid: str, msgtype: str, fields: dict[str, Any], *, chatid: str | None = None, msgid: str | None = None) -> dict[str, Any]:
+        """A message callback body (§4.2); a group message only for text and mixed (§8.2)."""
+        if chatid is not None and msgtype not in ("text", "mixed"):
+            raise ValueError(f"{msgtype} messages come from single chats only (spec §4)")
+        body: dict[str, Any] = {"msgid": msgid or self.new_msgid(), "aibotid": self.aibotid}
+        if chatid is not None:
+            body["chatid"] = chatid
+        body.update(chattype="group" if chatid else "single", **{"from": {"userid": userid}})
+        body.update(response_url="", msgtype=msgtype, **fields)
+        return body
+
+    def event(self, userid: str, eventtype: str, data: dict[str, Any] | None, *, chatid: str | None = None, msgid: str | None = None, response_url: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {"msgid": msgid or self.new_msgid(), "create_time": int(self.wall_clock()), "aibotid": self.aibotid}
+        if chatid is not None:
+            body.update(chatid=chatid, chattype="group")
+        elif eventtype != "enter_chat":  # the official enter_chat example has no chattype
+            body["chattype"] = "single"
+        body["from"] = {"userid": userid}
+        if response_url:
+            body["response_url"] = ""
+        event: dict[str, Any] = {"eventtype": eventtype}
+        if data is not None:
+            event[eventtype] = data
+        body.update(msgtype="event", event=event)
+        return body
+
+    def add_media(self, data: bytes, *, filename: str | None = None, fault: str | None = None) -> str:
+        """Serve ``data`` encrypted with the EncodingAESKey; returns its URL (valid ``media_ttl``).
+
+        ``fault``: ``"bad-padding"`` serves a blob whose padding is wrong, ``"not-found"`` a URL
+        that answers 404.
+        """
+        token = f"{self._rng.getrandbits(96):024x}"
+        blob = _cbc(self._key).encrypt(_pad32(data))
+        if fault == "bad-padding":
+            blob = _cbc(self._key).encrypt(data + bytes(32 - len(data) % 32 or 32))
+        if fault != "not-found":
+            self._media[token] = (blob, trio.current_time(), filename)
+        return f"{self.base_url}/media/{token}"
+
+    # --- one exchange ------------------------------------------------------------------------
+
+    async def deliver(self, payload: dict[str, Any]) -> WebhookView:
+        """POST one callback, check its answer and poll its stream; returns what the user saw."""
+        msgtype = payload["msgtype"]
+        user = payload["from"]["userid"]
+        counted = msgtype != "event"
+        if counted and self._in_flight.get(user, 0) >= self.max_in_flight:
+            raise RuntimeError(f"user {user} already has {self.max_in_flight} messages in flight (spec §5.3)")
+        view = WebhookView(payload["msgid"], msgtype, user, payload.get("chatid"), payload, trio.current_time())
+        if payload.get("response_url") == "":
+            code = f"{self._rng.getrandbits(96):024x}"
+            payload["response_url"] = view.response_url = f"{self.base_url}/response/{code}"
+            self._urls[code] = _Url(view, trio.current_time())
+        self.views.append(view)
+        if counted:
+            self._in_flight[user] = self._in_flight.get(user, 0) + 1
+        try:
+            reply = await self._post(view, payload)
+            if view.status == 200:
+                self._first(view, reply)
+                if view.stream_id is not None and not view.finished:
+                    await self._poll(view)
+        finally:
+            if counted:
+                self._in_flight[user] -= 1
+        return view
+
+    def _first(self, view: WebhookView, reply: dict[str, Any] | None) -> None:
+        view.first_reply = reply
+        if view.msgtype == "event":
+            eventtype = view.payload["event"]["eventtype"]
+            kind = None if reply is None else reply.get("msgtype", reply.get("response_type"))
+            if eventtype == "enter_chat" and kind in ("text", "template_card"):
+                view.welcome = reply
+            elif eventtype == "template_card_event" and kind == "update_template_card":
+                task_id = view.payload["event"]["template_card_event"]["task_id"]
+                if (reply or {}).get("template_card", {}).get("task_id") != task_id:
+                    self._fail(view, "the updated card must keep the event's task_id (spec §6)")
+                view.update = reply
+            elif kind is not None:
+                self._fail(view, f"{kind!r} is not a valid answer to a {eventtype} event (spec §5.1)")
+            return
+        if reply is None:
+            return
+        kind = reply.get("msgtype")
+        if kind == "template_card":
+            view.card = reply.get("template_card")
+        elif kind in ("stream", "stream_with_template_card"):
+            self._take_stream(view, reply, first=True)
+        else:
+            self._fail(view, f"{kind!r} is not a valid answer to a message (spec §5.1)")
+
+    async def _poll(self, view: WebhookView) -> None:
+        deadline = view.created + self.stream_window
+        user = view.payload["from"]
+        while not view.finished:
+            next_poll = trio.current_time() + self.poll_interval
+            if next_poll >= deadline:
+                view.timed_out = True
+                return
+            await trio.sleep_until(next_poll)
+            refresh: dict[str, Any] = {"msgid": self.new_msgid(), "aibotid": self.aibotid}
+            if view.chatid:
+                refresh["chatid"] = view.chatid
+            refresh.update(chattype="group" if view.chatid else "single", msgtype="stream", stream={"id": view.stream_id})
+            refresh["from"] = user
+            reply = await self._post(view, refresh, record=False)
+            if reply is None:
+                view.empty_refreshes += 1  # tolerated (§10.6): keep polling
+                continue
+            if reply.get("msgtype") not in ("stream", "stream_with_template_card"):
+                self._fail(view, "a stream refresh may only be answered with a stream (spec §4.10)")
+                return
+            self._take_stream(view, reply, first=False)
+            view.refreshes.append(view.content)
+
+    def _take_stream(self, view: WebhookView, reply: dict[str, Any], *, first: bool) -> None:
+        stream = reply.get("stream")
+        if not isinstance(stream, dict) or not isinstance(stream.get("id"), str) or not stream["id"]:
+            self._fail(view, f"a stream answer needs stream.id: {reply}")
+            return
+        if first:
+            view.stream_id = stream["id"]
+        elif stream["id"] != view.stream_id:
+            self._fail(view, f"refresh answered with stream {stream['id']!r}, not {view.stream_id!r}")
+        content, finish = stream.get("content", ""), bool(stream.get("finish", False))
+        if not isinstance(content, str) or len(content.encode()) > CONTENT_LIMIT:
+            self._fail(view, f"stream content must be a string of at most {CONTENT_LIMIT} bytes")
+            content = str(content)
+        items = stream.get("msg_item") or []
+        if items and not finish:
+            self._fail(view, "msg_item is allowed only in the finish=true answer (spec §5.2)")
+        if len(items) > MAX_MSG_ITEMS:
+            self._fail(view, f"at most {MAX_MSG_ITEMS} msg_item images (spec §5.2)")
+        for item in items:
+            image = item.get("image", {}) if isinstance(item, dict) else {}
+            raw = base64.b64decode(image.get("base64", ""))
+            if item.get("msgtype") != "image" or hashlib.md5(raw).hexdigest() != image.get("md5"):
+                self._fail(view, "a msg_item image's md5 does not match its base64 data")
+        if reply.get("template_card") is not None:
+            if view.card is not None:
+                self._fail(view, "a template card may be sent once per message (spec §5.2)")
+            view.card = reply["template_card"]
+        view.answers.append(reply)
+        view.content = content
+        if finish:
+            view.finished, view.msg_items = True, list(items)
+
+    async def _post(self, view: WebhookView, payload: dict[str, Any], *, record: bool = True) -> dict[str, Any] | None:
+        encrypt = self._encrypt(json.dumps(payload, ensure_ascii=False).encode())
+        ts, nonce = self._ts_nonce()
+        query = f"msg_signature={_sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}"
+        start = trio.current_time()
+        try:
+            with trio.fail_after(self.reply_timeout):
+                response = await self._client().post(
+                    self._with_query(query), content=json.dumps({"encrypt": encrypt}),
+                    headers={"Content-Type": "application/json"},
+                )
+        except trio.TooSlowError:
+            self._fail(view, f"no answer within {self.reply_timeout:g} s")
+            return None
+        if record:
+            view.status, view.latency = response.status_code, trio.current_time() - start
+        if response.status_code != 200:
+            self._fail(view, f"HTTP {response.status_code}: {response.text[:120]!r}")
+            return None
+        try:
+            return self.open_reply(response.content, nonce)
+        except ValueError as exc:
+            self._fail(view, str(exc))
+            return None
+
+    def open_reply(self, body: bytes, nonce: str) -> dict[str, Any] | None:
+        """Verify and decrypt an answer envelope (§3.6); ``None`` for an empty answer.
+
+        Raises ValueError when the envelope is malformed, its signature does not verify over its
+        own timestamp and nonce, or its nonce is not the request's.
+        """
+        if body.strip() in (b"", b"success"):
+            return None
+        try:
+            env = json.loads(body)
+            encrypt, signature, ts, answer_nonce = env["encrypt"], env["msgsignature"], env["timestamp"], env["nonce"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"the answer is not an encrypted envelope: {body[:120]!r}") from None
+        if answer_nonce != nonce:
+            raise ValueError("the answer's nonce must be the callback's nonce (spec §3.6)")
+        if not isinstance(ts, int | str) or not str(ts).isdigit():
+            raise ValueError("the answer's timestamp must be seconds (a number or a digit string)")
+        if _sign(self.token, str(ts), answer_nonce, encrypt) != signature:
+            raise ValueError("the answer's msgsignature does not verify")
+        try:
+            reply = json.loads(_decrypt(self._key, encrypt))
+        except ValueError as exc:
+            raise ValueError(f"the answer does not decrypt: {exc}") from None
+        if not isinstance(reply, dict):
+            raise ValueError("the decrypted answer is not a JSON object")
+        return reply or None
+
+    def _fail(self, view: WebhookView, problem: str) -> None:
+        view.errors.append(problem)
+        if self.strict:
+            raise WebhookConformanceError(f"{view.msgtype} {view.msgid}: {problem}")
+
+    def _encrypt(self, msg: bytes) -> str:
+        return _encrypt(self._key, msg, self._rng.randbytes(16))
+
+    def _ts_nonce(self) -> tuple[str, str]:
+        return str(int(self.wall_clock())), str(self._rng.randrange(10**9, 10**10))
+
+    def _with_query(self, query: str) -> str:
+        return f"{self.bot_url}{'&' if '?' in self.bot_url else '?'}{query}"
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.http is None:
+            raise RuntimeError("the fake is not running: use open_fake_webhook() or nursery.start(fake.run)")
+        return self.http
+
+    # --- the fake's own HTTP server: media and response_url -------------------------------------
+
+    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path, method, now = scope["path"], scope["method"], trio.current_time()
+        status, body, ctype, extra = 404, b"not found", b"text/plain", []
+        if path.startswith("/media/") and method == "GET":
+            item = self._media.get(path[7:])
+            if item is not None and now - item[1] <= self.media_ttl:
+                status, body, ctype = 200, item[0], b"application/octet-stream"
+                if item[2]:
+                    extra = [(b"content-disposition", f"attachment; filename*=UTF-8''{quote(item[2])}".encode())]
+        elif path.startswith("/response/") and method == "POST":
+            chunks = []
+            while True:
+                event = await receive()
+                chunks.append(event.get("body", b""))
+                if not event.get("more_body"):
+                    break
+            errcode, errmsg = self._response_url(path[10:], b"".join(chunks), now)
+            status, ctype = 200, b"application/json"
+            body = json.dumps({"errcode": int(errcode), "errmsg": errmsg}).encode()
+        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _response_url(self, code: str, raw: bytes, now: float) -> tuple[int, str]:
+        url = self._urls.get(code)
+        errcode, errmsg = FakeWebhookErrcode.OK, "ok"
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if url is None:
+            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_UNKNOWN, "unknown response_url"
+        elif url.used:
+            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_USED, "response_url already used"
+        elif now - url.created > self.response_url_ttl:
+            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_EXPIRED, "response_url expired"
+        elif not isinstance(body, dict) or body.get("msgtype") not in ("markdown", "template_card"):
+            errcode, errmsg = FakeWebhookErrcode.INVALID_PARAMETER, "msgtype must be markdown or template_card"
+        elif body["msgtype"] == "markdown" and not isinstance(body.get("markdown", {}).get("content"), str):
+            errcode, errmsg = FakeWebhookErrcode.INVALID_PARAMETER, "markdown.content must be a string"
+        elif body["msgtype"] == "markdown" and len(body["markdown"]["content"].encode()) > CONTENT_LIMIT:
+            errcode, errmsg = FakeWebhookErrcode.CONTENT_TOO_LONG, f"content over {CONTENT_LIMIT} bytes"
+        elif body["msgtype"] == "template_card" and url.view.chatid is not None:
+            errcode, errmsg = FakeWebhookErrcode.CARD_NOT_ALLOWED, "template_card only in single chats"
+        self.posts.append(ResponseUrlPost(code, body, int(errcode), now))
+        if url is not None and errcode == FakeWebhookErrcode.OK:
+            url.used = True
+            url.view.pushes.append(body)
+        self._posted.set()
+        self._posted = trio.Event()
+        return errcode, errmsg
+
+
+@asynccontextmanager
+async def open_fake_webhook(bot_url: str, **kwargs: Any) -> AsyncIterator[FakeWebhookWeCom]:
+    """Run a :class:`FakeWebhookWeCom` (its media/response_url server) for the ``async with``."""
+    async with trio.open_nursery() as nursery:
+        fake = await nursery.start(FakeWebhookWeCom(bot_url, **kwargs).run)
+        try:
+            yield fake
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+# --- the demo -----------------------------------------------------------------------------------------
+
+#: §9.3: a PNG signature and 24 counter bytes, the plaintext of the spec's media vector.
+DEMO_IMAGE = bytes.fromhex("89504e470d0a1a0a000102030405060708090a0b0c0d0e0f1011121314151617")
+
+
+async def webhook_demo_transcript(*, print_fn: Callable[[str], object] = print, poll_interval: float = 0.25) -> int:
+    """``wecom-actors demo --mode webhook``: the echo bot on 127.0.0.1 (a free port) and this fake
+    playing WeCom: verification, enter_chat, a text, ``/slow``, an image, ``/push``, ``/long``.
+    Prints what the user sees; returns 0 when every step looked right, else 1."""
+    import string
+
+    from wecom_actors import BotConfig, serve_bot  # the bot under test, imported only here
+    from wecom_actors.handlers.echo import long_text
+
+    rng = random.Random()
+    alphabet = string.ascii_letters + string.digits
+    token = "".join(rng.choice(alphabet) for _ in range(16))
+    key = "".join(rng.choice(alphabet) for _ in range(43))
+    config = BotConfig(mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1", port=0, media_allow_private=True)
+    problems: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            problems.append(what)
+            print_fn(f"  !! {what}")
+
+    def show(view: WebhookView) -> None:
+        print_fn(f"  bot: stream {view.stream_id} answered the POST in {view.latency * 1000:.0f} ms")
+        for i, content in enumerate(view.refreshes, 1):
+            print_fn(f"  bot: refresh {i}: {_short(content)!r}")
+        print_fn(f"  bot: final{' (finish)' if view.finished else ' (NOT finished)'}: {_short(view.content)!r}")
+        for i, item in enumerate(view.msg_items, 1):
+            print_fn(f"  bot: image {i}: md5 {item['image']['md5']}")
+        check(not view.errors, f"{view.msgid}: {view.errors}")
+
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(serve_bot, config, "echo")
+        url = f"http://127.0.0.1:{handle.runtime.port}{config.callback_path}"
+        async with open_fake_webhook(url, token=token, encoding_aes_key=key, poll_interval=poll_interval, strict=False) as fake:
+            print_fn(f"webhook demo: echo bot at {url}; fake WeCom polls every {poll_interval:g} s")
+            verify = await fake.verify_url()
+            print_fn(f"[verify] GET echostr -> HTTP {verify.status} {verify.body.decode(errors='replace')!r}")
+            check(verify.ok, "URL verification failed")
+            enter = await fake.send_enter_chat()
+            welcome = ((enter.welcome or {}).get("text") or {}).get("content")
+            print_fn(f"[enter_chat]\n  bot: welcome {welcome!r}")
+            check(bool(welcome), "no welcome message")
+            for text in ("hello from the webhook demo", "/slow 2 a b c d"):
+                print_fn(f"[user] {text}")
+                view = await fake.send_text(text)
+                show(view)
+                expected = text.split(" ", 2)[2] if text.startswith("/slow") else text
+                check(view.finished and view.content == expected, f"{text!r}: final content {view.content!r}")
+                check(len(view.refreshes) >= 2, f"{text!r}: fewer than 2 refresh answers")
+            print_fn(f"[user] an image ({len(DEMO_IMAGE)} bytes, md5 {hashlib.md5(DEMO_IMAGE).hexdigest()})")
+            view = await fake.send_image(DEMO_IMAGE)
+            show(view)
+            check(hashlib.md5(DEMO_IMAGE).hexdigest() in view.content, "the image's md5 is not in the reply")
+            for text, expected in (("/push hi", "hi"), ("/long 25000", long_text(25000)[20480:])):
+                print_fn(f"[user] {text}")
+                view = await fake.send_text(text)
+                show(view)
+                with trio.move_on_after(10):
+                    await fake.wait_pushes(view)
+                print_fn(f"  bot via response_url: {_short(view.push_text)!r} ({len(view.push_text.encode())} bytes)")
+                check(view.push_text == expected, f"{text!r}: response_url text is not as expected")
+            if text.startswith("/long"):
+                check(view.content + view.push_text == long_text(25000), "/long: the parts do not add up")
+            check(await handle.drain(5.0), "the bot did not drain within 5 s")
+        stats = handle.statistics()
+        print_fn(f"[bot] {stats.received} messages handled, {stats.frames_in} callbacks, {stats.junk_frames} rejected")
+        nursery.cancel_scope.cancel()
+    print_fn("demo OK" if not problems else f"demo FAILED: {len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def _short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text.encode())} bytes)"
