@@ -138,7 +138,7 @@ def _post(encrypt: str, **q: str) -> tuple[str, str, bytes]:
 
 
 BAD = {
-    "get-missing-echostr": ("GET", signed_query(GOOD_ECHO).rsplit("&", 0)[0], b"", 400),
+    "get-missing-echostr": ("GET", "", b"", 400),  # query built in the test
     "get-bad-signature": ("GET", signed_query(GOOD_ECHO, echostr=GOOD_ECHO).replace("msg_signature=", "msg_signature=0"), b"", 403),
     "get-undecryptable": ("GET", signed_query("bm90IGNpcGhlcg==", echostr="bm90IGNpcGhlcg=="), b"", 400),
     "post-missing-nonce": ("POST", f"msg_signature=abc&timestamp={TS}", json.dumps({"encrypt": GOOD_ENC}).encode(), 400),
@@ -167,7 +167,9 @@ async def test_every_bad_request_is_refused_and_the_server_keeps_serving(
     if case == "get-missing-echostr":
         query = "&".join(p for p in signed_query(GOOD_ECHO, echostr=GOOD_ECHO).split("&") if not p.startswith("echostr"))
     with trio.fail_after(10):
-        async with webhook_bot() as (handle, path, client):
+        # The fixed 2023 timestamp of the vectors is only fresh with the check off.
+        window = 600.0 if "timestamp" in case else 0.0
+        async with webhook_bot(webhook_timestamp_window=window) as (handle, path, client):
             r = await client.request(method, f"{path}?{query}", content=body)
             assert r.status_code == status, r.text
             assert b"1616" not in r.content and b"12345" not in r.content  # no plaintext leaks

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 import trio
 
-from .errors import ReplyFailed, RequestError
+from .errors import ReplyFailed, RequestError, StaleReply
 from .handlers.turn import Handler, Turn
 from .ids import IdGen
 from .protocol.inbound import EventMessage, InboundMessage
@@ -121,6 +121,10 @@ class BotCore:
             await self.handler(turn)
         except ReplyFailed as exc:
             log.error("%s", exc)
+        except StaleReply as exc:
+            # A welcome or card update past its 5-second window, or a req_id WeCom no longer
+            # accepts: nothing can be delivered on it any more.
+            log.warning("reply to msgid %s dropped: %s", message.msgid, exc)
         except Exception:
             # A bug in the user's handler must not stop the bot: log it, answer the user with a
             # short note, keep serving. (Cancelled is a BaseException and passes through.)

@@ -20,11 +20,16 @@ from typing import Protocol
 import trio
 
 from .errors import ReplyFailed, RequestError, StaleReply
-from .protocol.limits import MAX_CONTENT_BYTES
+from .protocol.limits import MAX_CONTENT_BYTES, STREAM_WINDOW_SECONDS
 from .protocol.replies import MsgItem, TemplateCard, UpdateCardReply
 from .render import first_part, split_content
 
-__all__ = ["ReplyChannel", "ReplyStream"]
+__all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream"]
+
+#: A stream is finished this long before WeCom's 6-minute window closes if its handler still runs.
+WINDOW_MARGIN = 30.0
+#: Shown at the end of a stream cut at the window; the rest follows as a message.
+CONTINUED_NOTE = "\n\n(continued in the next message)"
 
 log = logging.getLogger("wecom_actors.sessions")
 
@@ -71,6 +76,7 @@ class ReplyStream:
         feedback_id: str | None = None,
         max_final_attempts: int = 3,
         content_limit: int = MAX_CONTENT_BYTES,
+        window: float = STREAM_WINDOW_SECONDS - WINDOW_MARGIN,
     ) -> None:
         self._channel = channel
         self.stream_id = stream_id
@@ -78,6 +84,9 @@ class ReplyStream:
         self.feedback_id = feedback_id
         self.max_final_attempts = max_final_attempts
         self.content_limit = content_limit
+        self.window = window
+        self._window_deadline = math.inf  # set by the first frame
+        self._cut: int | None = None  # chars of content already delivered by an early finish
         self._parts: list[str] = []
         self._content = ""
         self._version = 0
@@ -143,12 +152,17 @@ class ReplyStream:
 
     async def run_flusher(self) -> None:
         while True:
-            await self._dirty.wait()
-            self._dirty = trio.Event()
+            with trio.move_on_at(self._window_deadline):
+                await self._dirty.wait()
             if self._closing:
                 return
+            if trio.current_time() >= self._window_deadline:
+                await self._finish_at_window()
+                return
+            self._dirty = trio.Event()
             # Coalescing pause; closing ends it at once (the final frame must not wait).
-            with trio.CancelScope(deadline=self._last_sent + self.min_interval) as self._pause:
+            pause_until = min(self._last_sent + self.min_interval, self._window_deadline)
+            with trio.CancelScope(deadline=pause_until) as self._pause:
                 await trio.sleep_forever()
             if self._closing:
                 return
@@ -169,6 +183,20 @@ class ReplyStream:
             self._delivered.set()
             self._delivered = trio.Event()
 
+    async def _finish_at_window(self) -> None:
+        """The handler still runs as the 6-minute window closes: finish the stream with what
+        exists now; the rest goes out as continuation messages when the handler is done."""
+        content = self.content
+        shown = first_part(content, self.content_limit - len(CONTINUED_NOTE.encode()))
+        self._cut = len(shown)
+        log.warning("stream %s: finishing at the 6-minute window; the rest follows as messages", self.stream_id)
+        try:
+            await self._final_frame(shown + CONTINUED_NOTE)
+        except RequestError as exc:
+            log.error("stream %s: finishing at the window failed: %s", self.stream_id, exc)
+        self._stale = True  # later text goes out through the fallback
+        self._delivered.set()
+
     def begin_close(self) -> None:
         self._closing = True
         self._pause.cancel()
@@ -186,10 +214,16 @@ class ReplyStream:
             return
         self.finished = True
         text = self.content + suffix
-        parts = split_content(text, self.content_limit)
         try:
+            if self._cut is not None:  # finished early at the window: the rest follows as messages
+                rest = text[self._cut :]
+                for part in split_content(rest, self.content_limit) if rest else []:
+                    await self._channel.fallback(part)
+                return
+            parts = split_content(text, self.content_limit)
             if self._stale:
-                await self._channel.fallback(text)
+                for part in split_content(text, self.content_limit):
+                    await self._channel.fallback(part)
             else:
                 await self._final_frame(parts[0])
                 for part in parts[1:]:
@@ -218,6 +252,8 @@ class ReplyStream:
     async def _send(self, content: str, *, finish: bool) -> None:
         first = self._frames_sent == 0
         self._frames_sent += 1
+        if first:
+            self._window_deadline = trio.current_time() + self.window
         card = None
         if self.card is not None and not self._card_sent:
             card, self._card_sent = self.card, True  # at most once per message

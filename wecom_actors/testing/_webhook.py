@@ -38,9 +38,10 @@ import hashlib
 import json
 import logging
 import random
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -65,6 +66,7 @@ logger = logging.getLogger("wecom_actors.testing.webhook")
 
 CONTENT_LIMIT = 20480  # §5.2 stream content, §7 markdown content (UTF-8 bytes)
 MAX_MSG_ITEMS = 10  # §5.2
+_CLIENT_SHARDS = 16
 
 
 class WebhookConformanceError(AssertionError):
@@ -234,6 +236,7 @@ class FakeWebhookWeCom:
         self._n = 0
         self.base_url = ""
         self.http: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
         self.views: list[WebhookView] = []
         self.posts: list[ResponseUrlPost] = []
         self._urls: dict[str, _Url] = {}
@@ -253,9 +256,15 @@ class FakeWebhookWeCom:
         config.accesslog = None
         config.errorlog = logger
         timeout = httpx.Timeout(max(30.0, self.reply_timeout * 2))
-        limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False) as http:
-            self.http = http
+        tls = ssl.create_default_context()  # once: each context costs tens of milliseconds
+        async with AsyncExitStack() as stack:
+            # Users are spread over several small clients: httpcore's pool scans every connection
+            # per request, which is quadratic with hundreds of concurrent users on one pool.
+            self._clients = [
+                await stack.enter_async_context(httpx.AsyncClient(timeout=timeout, verify=tls, follow_redirects=False))
+                for _ in range(_CLIENT_SHARDS)
+            ]
+            self.http = self._clients[0]
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(partial(serve, self._app, config, mode="asgi"))
                 self.base_url = binds[0]
@@ -497,7 +506,7 @@ class FakeWebhookWeCom:
         start = trio.current_time()
         try:
             with trio.fail_after(self.reply_timeout):
-                response = await self._client().post(
+                response = await self._client(view.userid).post(
                     self._with_query(query), content=json.dumps({"encrypt": encrypt}),
                     headers={"Content-Type": "application/json"},
                 )
@@ -556,10 +565,10 @@ class FakeWebhookWeCom:
     def _with_query(self, query: str) -> str:
         return f"{self.bot_url}{'&' if '?' in self.bot_url else '?'}{query}"
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self, user: str = "") -> httpx.AsyncClient:
         if self.http is None:
             raise RuntimeError("the fake is not running: use open_fake_webhook() or nursery.start(fake.run)")
-        return self.http
+        return self._clients[sum(user.encode()) % len(self._clients)]
 
     # --- the fake's own HTTP server: media and response_url -------------------------------------
 

@@ -35,7 +35,9 @@ class WebhookServer:
         port: int,
         graceful_timeout: float = 3.0,
         keep_alive_timeout: float = 75.0,
+        backlog: int = 1024,
     ) -> None:
+        self.backlog = backlog
         self.app = app
         self.host = host
         self.requested_port = port
@@ -52,6 +54,9 @@ class WebhookServer:
         config.accesslog = None
         config.errorlog = log
         config.graceful_timeout = self.graceful_timeout
+        # WeCom opens a connection per callback in bursts; hypercorn's default of 100 pending
+        # connections overflows under a burst and the client waits for a SYN retransmit (1-3 s).
+        config.backlog = self.backlog
         # Longer than the usual reverse-proxy idle timeout (60 s), so the proxy closes first.
         config.keep_alive_timeout = self.keep_alive_timeout
         return config

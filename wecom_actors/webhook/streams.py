@@ -173,10 +173,9 @@ class Exchange:
     def handler_finished(self) -> None:
         """The turn is over: a stream nobody finished is finished with what exists."""
         self.handler_done = True
-        if not self.is_event and self.phase in (Phase.PENDING, Phase.STREAM) and not self.finish:
-            if self.phase is Phase.STREAM or self.version or self.card is not None:
-                self.finish = True
-                self.version += 1
+        if self.phase is Phase.STREAM and not self.finish:  # PENDING: decided in first_answer
+            self.finish = True
+            self.version += 1
         self.changed()
         self._wake_frames()
 
@@ -203,6 +202,9 @@ class Exchange:
                 self.direct = encode_body(TemplateCardReply(template_card=self.card))
             else:
                 self.phase = Phase.STREAM
+                if self.handler_done and not self.finish:
+                    self.finish = True
+                    self.version += 1
             self._wake_frames()
         if self.phase is Phase.STREAM:
             return self.stream_answer(poll=False)

@@ -1,0 +1,340 @@
+"""Webhook mode end to end: the echo bot on 127.0.0.1:0 driven by the bundled fake WeCom.
+
+Everything runs under the autojump clock: refresh polls every virtual second, the six-minute
+window and the sweeper cost no real time. DESIGN.md §6 (echo) and webhook-protocol.md §10.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from wecom_actors import BotConfig, BotHandle, StaleReply, Turn, echo, serve_bot
+from wecom_actors.handlers.echo import long_text
+from wecom_actors.testing._webhook import FakeWebhookWeCom, open_fake_webhook
+from wecom_actors.webhook.streams import HARD_KEEP_SECONDS, KEEP_SECONDS, TOMBSTONE_SECONDS
+
+TOKEN = "webhookTestToken"
+KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+PNG = bytes.fromhex("89504e470d0a1a0a000102030405060708090a0b0c0d0e0f1011121314151617")
+
+
+@asynccontextmanager
+async def bot_and_fake(handler: Any = "echo", **overrides: Any) -> AsyncIterator[tuple[BotHandle, FakeWebhookWeCom]]:
+    values: dict[str, Any] = dict(
+        mode="webhook", token=TOKEN, encoding_aes_key=KEY, host="127.0.0.1", port=0, media_allow_private=True
+    )
+    values.update(overrides)
+    cfg = BotConfig(**values)
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(serve_bot, cfg, handler)
+        url = f"http://127.0.0.1:{handle.runtime.port}{cfg.callback_path}"
+        async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY) as fake:
+            yield handle, fake
+        nursery.cancel_scope.cancel()
+
+
+def counting(handler: Any) -> tuple[Any, list[str]]:
+    seen: list[str] = []
+
+    async def wrapped(turn: Turn) -> None:
+        seen.append(turn.message.msgid)
+        await handler(turn)
+
+    return wrapped, seen
+
+
+# --- echo through refresh polling -------------------------------------------------------------------
+
+
+async def test_text_echo_through_refresh_polls(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with bot_and_fake() as (handle, fake):
+            assert (await fake.verify_url()).ok
+            view = await fake.send_text("hello webhook world")
+            assert view.status == 200 and view.errors == []
+            assert view.finished and view.content == "hello webhook world"
+            assert len(view.refreshes) >= 2
+            assert view.latency < 0.5  # the first half was there before the first-reply wait ended
+            assert {a["stream"]["id"] for a in view.answers} == {view.stream_id}
+            assert view.first_reply is not None and not view.first_reply["stream"]["finish"]
+            # group chat: the @mention is not echoed
+            group = await fake.send_text("@EchoBot hi all", chatid="grp1")
+            assert group.finished and group.content == "hi all"
+            voice = await fake.send_voice("spoken words")
+            assert voice.content == "spoken words"
+            stats = handle.statistics()
+            assert (stats.received, stats.duplicates, stats.handler_errors, stats.replies_failed) == (3, 0, 0, 0)
+
+
+async def test_slow_snapshots_grow(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with bot_and_fake() as (_, fake):
+            start = trio.current_time()
+            view = await fake.send_text("/slow 4 one two three four five")
+            assert view.finished and view.content == "one two three four five"
+            distinct = list(dict.fromkeys(view.refreshes))
+            assert len(distinct) >= 4
+            for shorter, longer in zip(distinct, distinct[1:], strict=False):
+                assert longer.startswith(shorter)  # cumulative, never a delta
+            assert 4 <= trio.current_time() - start <= 7
+
+
+async def test_media_md5_image_file_mixed_and_a_bad_blob(autojump_clock: trio.testing.MockClock) -> None:
+    other = b"\xff\xd8\xff" + bytes(range(200))
+    with trio.fail_after(60):
+        async with bot_and_fake() as (_, fake):
+            image = await fake.send_image(PNG)
+            assert image.finished and hashlib.md5(PNG).hexdigest() in image.content
+            assert image.refreshes[0].startswith("Received image")
+            file = await fake.send_file(other, filename="report.bin")
+            assert hashlib.md5(other).hexdigest() in file.content and "report.bin" in file.content
+            mixed = await fake.send_mixed(["look", PNG, other], chatid="grp")
+            assert hashlib.md5(PNG).hexdigest() in mixed.content and hashlib.md5(other).hexdigest() in mixed.content
+            bad = await fake.send_image(PNG, fault="bad-padding")
+            assert bad.finished and "download failed" in bad.content
+            gone = await fake.send_image(PNG, fault="not-found")
+            assert gone.finished and "HTTP 404" in gone.content
+
+
+async def test_media_from_loopback_is_refused_unless_allowed(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with bot_and_fake(media_allow_private=False) as (_, fake):
+            view = await fake.send_image(PNG)
+            assert view.finished and "refused" in view.content and "loopback" in view.content
+
+
+# --- dedupe -----------------------------------------------------------------------------------------
+
+
+async def test_duplicate_msgid_same_stream_one_handler_run(autojump_clock: trio.testing.MockClock) -> None:
+    handler, seen = counting(echo)
+    with trio.fail_after(60):
+        async with bot_and_fake(handler) as (handle, fake):
+            payload = fake.message("u1", "text", {"text": {"content": "/slow 3 a b c"}}, msgid="m-dup")
+            views = []
+
+            async def deliver(p: dict[str, Any]) -> None:
+                views.append(await fake.deliver(p))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(deliver, payload)
+                await trio.sleep(1.5)
+                nursery.start_soon(deliver, copy.deepcopy(payload))  # redelivered while live
+            assert seen == ["m-dup"]
+            assert views[0].stream_id == views[1].stream_id
+            assert views[0].content == views[1].content == "a b c"
+            # A refresh that reuses the message's msgid is still a refresh (spec §4.10).
+            refresh = fake.message("u1", "stream", {"stream": {"id": views[0].stream_id}}, msgid="m-dup")
+            again = await fake.deliver(refresh)
+            assert again.finished and again.content == "a b c" and seen == ["m-dup"]
+            assert handle.runtime.webhook_statistics().redeliveries == 1
+
+
+async def test_hundred_users_concurrently_each_answered_once(autojump_clock: trio.testing.MockClock) -> None:
+    handler, seen = counting(echo)
+    views = {}
+    with trio.fail_after(120):
+        async with bot_and_fake(handler) as (handle, fake):
+
+            async def user(i: int) -> None:
+                views[i] = await fake.send_text(f"message number {i}", userid=f"user{i}")
+
+            real_start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for i in range(100):
+                    nursery.start_soon(user, i)
+            elapsed = time.perf_counter() - real_start
+            assert sorted(seen) == sorted(v.msgid for v in views.values())
+            assert len(set(seen)) == 100
+            for i, view in views.items():
+                assert view.finished and view.content == f"message number {i}" and not view.errors
+            stats = handle.statistics()
+            assert (stats.received, stats.duplicates, stats.frames_in) == (100, 0, sum(1 + len(v.refreshes) for v in views.values()))
+            callbacks = stats.frames_in
+            print(f"\n100 users: {callbacks} callbacks in {elapsed:.2f} s real time = {callbacks / elapsed:.0f} callbacks/s")
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+async def test_enter_chat_card_click_and_feedback(autojump_clock: trio.testing.MockClock) -> None:
+    handler, seen = counting(echo)
+    with trio.fail_after(60):
+        async with bot_and_fake(handler) as (handle, fake):
+            enter = await fake.send_enter_chat(userid="newbie")
+            assert enter.welcome is not None and enter.welcome["text"]["content"].startswith("Hello!")
+            assert enter.latency < 5
+            card = await fake.send_text("/card")
+            assert card.card is not None and card.stream_id is None  # the card alone answered the POST
+            assert [b["key"] for b in card.card["button_list"]] == ["yes", "no"]
+            click = await fake.send_card_click(task_id=card.card["task_id"], event_key="no")
+            assert click.update is not None and click.update["response_type"] == "update_template_card"
+            assert click.update["template_card"]["task_id"] == card.card["task_id"]
+            assert "no" in click.update["template_card"]["main_title"]["title"]
+            feedback = await fake.send_feedback(feedback_id="fb1", type=2, content="more detail please")
+            assert feedback.status == 200 and feedback.first_reply is None
+            with trio.fail_after(1):
+                while len(seen) < 4:  # the feedback still reached the handler (for its log)
+                    await trio.sleep(0.01)
+            assert handle.statistics().handler_errors == 0
+
+
+async def test_a_late_welcome_is_stale_and_the_event_answered_empty(autojump_clock: trio.testing.MockClock) -> None:
+    errors: list[BaseException] = []
+
+    async def sleepy(turn: Turn) -> None:
+        await trio.sleep(6)
+        try:
+            await turn.welcome("too late")
+        except StaleReply as exc:
+            errors.append(exc)
+
+    with trio.fail_after(60):
+        async with bot_and_fake(sleepy) as (handle, fake):
+            view = await fake.send_enter_chat()
+            assert view.status == 200 and view.first_reply is None
+            assert 4 <= view.latency < 5  # waited EVENT_WAIT for the handler, then answered empty
+            assert await handle.drain(10)
+            assert len(errors) == 1
+
+
+# --- response_url -------------------------------------------------------------------------------------
+
+
+async def test_push_and_long_go_through_response_url(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(60):
+        async with bot_and_fake() as (handle, fake):
+            push = await fake.send_text("/push hello there")
+            assert push.content == "ok" and push.finished
+            await fake.wait_pushes(push)
+            assert push.pushes == [{"msgtype": "markdown", "markdown": {"content": "hello there"}}]
+            long = await fake.send_text("/long 25000")
+            await fake.wait_pushes(long)
+            assert len(long.content) == 20480 and long.content + long.push_text == long_text(25000)
+            longer = await fake.send_text("/long 50000")
+            await fake.wait_pushes(longer)
+            text = longer.push_text
+            assert len(text.encode()) <= 20480 and "cut" in text.splitlines()[-1]
+            head = text.rsplit("\n\n", 1)[0]
+            assert long_text(50000).startswith(longer.content + head)
+            assert handle.statistics().replies_failed == 0
+            # the proactive API: most recent unused response_url of the chat, once each
+            hello = await fake.send_text("hi", userid="solo")
+            await handle.send_markdown("solo", "proactive")
+            assert hello.pushes == [{"msgtype": "markdown", "markdown": {"content": "proactive"}}]
+            with pytest.raises(StaleReply, match="no usable response_url"):
+                await handle.send_markdown("solo", "again")
+            assert [p.errcode for p in fake.posts] == [0, 0, 0, 0]
+
+
+async def test_stream_still_running_at_six_minutes_is_finished_and_completed_by_response_url(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def marathon(turn: Turn) -> None:
+        async with turn.stream() as s:
+            for i in range(8):
+                await s.append(f"part{i} ")
+                await trio.sleep(60)
+
+    with trio.fail_after(900):
+        async with bot_and_fake(marathon) as (handle, fake):
+            start = trio.current_time()
+            view = await fake.send_text("go")
+            assert view.finished and not view.timed_out
+            assert 330 <= trio.current_time() - start < 332  # cut off at 330 s, within WeCom's 360 s
+            assert view.content == "part0 part1 part2 part3 part4 part5 "
+            await fake.wait_pushes(view)
+            assert view.push_text == "".join(f"part{i} " for i in range(8))
+            assert handle.runtime.webhook_statistics().table.cut_off == 1
+
+
+async def test_state_is_evicted_after_the_window(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(3000):
+        async with bot_and_fake() as (handle, fake):
+            views = [await fake.send_text(f"m{i}", userid=f"u{i}") for i in range(20)]
+            table = handle.runtime.table
+            assert len(table) == 20
+            await trio.sleep(KEEP_SECONDS + 60)
+            stats = handle.runtime.webhook_statistics().table
+            assert (stats.exchanges, stats.streams, stats.evicted) == (0, 0, 20)
+            assert stats.tombstones == 20
+            # a late redelivery of an evicted msgid is answered empty, and not handled again
+            late = await fake.deliver(copy.deepcopy(views[0].payload))
+            assert late.status == 200 and late.first_reply is None
+            # a refresh of an evicted stream: finish with empty content (spec §10.8)
+            refresh = fake.message("u0", "stream", {"stream": {"id": views[0].stream_id}})
+            gone = await fake.deliver(refresh)
+            assert gone.finished and gone.content == ""
+            await trio.sleep(TOMBSTONE_SECONDS)
+            stats = handle.runtime.webhook_statistics()
+            assert stats.table.tombstones == 0 and stats.response_urls == 0
+            assert handle.statistics().received == 20
+            assert HARD_KEEP_SECONDS >= KEEP_SECONDS
+
+
+# --- failures and shutdown ------------------------------------------------------------------------------
+
+
+async def test_handler_error_is_answered_in_the_stream(autojump_clock: trio.testing.MockClock) -> None:
+    async def broken(turn: Turn) -> None:
+        raise RuntimeError("boom")
+
+    with trio.fail_after(60):
+        async with bot_and_fake(broken) as (handle, fake):
+            view = await fake.send_text("hi")
+            assert view.finished and "something went wrong" in view.content
+            assert handle.statistics().handler_errors == 1
+
+
+def _all_tasks() -> set[trio.lowlevel.Task]:
+    tasks, stack = set(), [trio.lowlevel.current_root_task()]
+    while stack:
+        task = stack.pop()
+        tasks.add(task)
+        for nursery in task.child_nurseries:
+            stack.extend(nursery.child_tasks)
+    return tasks
+
+
+async def test_drain_finishes_streams_then_cancel_leaves_no_task(autojump_clock: trio.testing.MockClock) -> None:
+    before = _all_tasks()
+    with trio.fail_after(60):
+        async with bot_and_fake() as (handle, fake):
+            views: list[Any] = []
+
+            async def slow() -> None:
+                views.append(await fake.send_text("/slow 3 x y z"))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(slow)
+                await trio.sleep(1)
+                drained = trio.Event()
+
+                async def drain() -> None:
+                    assert await handle.drain(10)
+                    drained.set()
+
+                nursery.start_soon(drain)
+                await trio.sleep(0.5)
+                async with httpx.AsyncClient() as client:
+                    base = f"http://127.0.0.1:{handle.runtime.port}"
+                    assert (await client.get(f"{base}/healthz")).status_code == 503
+                late = fake.message("late", "text", {"text": {"content": "too late"}})
+                fake.strict = False
+                refused = await fake.deliver(late)
+                fake.strict = True
+                assert refused.status == 503
+                await drained.wait()
+            assert views[0].finished and views[0].content == "x y z"
+            assert handle.statistics().state == "draining"
+    assert _all_tasks() == before
