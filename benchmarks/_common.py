@@ -46,18 +46,9 @@ class Row:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(
-    fn: Callable[[], object],
-    *,
-    seconds: float = 2.0,
-    repeats: int = 7,
-    warmup: float = 0.2,
-) -> Timing:
-    """Time ``fn()`` with ``time.perf_counter_ns``: warm up, calibrate, then ``repeats`` timed
-    loops of equal length that together take about ``seconds``. The garbage collector is off
-    during the timed loops (as ``timeit`` does), and the median repeat is reported.
-    """
-    # warm-up (caches, lazy imports, allocator) and calibration in one go
+def _calibrate(fn: Callable[[], object], warmup: float) -> float:
+    """Warm ``fn`` up (caches, lazy imports, allocator) for at least ``warmup`` seconds and
+    return its approximate cost in ns/op, from a loop that took at least 20 ms."""
     loops = 1
     deadline = time.perf_counter_ns() + int(warmup * 1e9)
     while True:
@@ -65,35 +56,62 @@ def measure(
         for _ in range(loops):
             fn()
         elapsed = time.perf_counter_ns() - t0
-        if elapsed >= 20_000_000 and time.perf_counter_ns() >= deadline:
-            break
         if elapsed < 20_000_000:
             loops *= 2
-    per_op = elapsed / loops
-    loops = max(1, int(seconds * 1e9 / repeats / per_op))
+        elif time.perf_counter_ns() >= deadline:
+            return elapsed / loops
 
-    results: list[float] = []
+
+def measure_all(
+    fns: Sequence[Callable[[], object]],
+    *,
+    seconds: float = 2.0,
+    repeats: int = 7,
+    warmup: float = 0.2,
+) -> list[Timing]:
+    """Time several operations with ``time.perf_counter_ns``, their repeats interleaved.
+
+    Each function is warmed up and calibrated, then ``repeats`` rounds run one timed loop of
+    every function in turn (so a change of machine load hits all of them alike, which keeps
+    their ratios stable). Each function's loops together take about ``seconds``. The garbage
+    collector is off during the timed loops (as ``timeit`` does); the median repeat is reported.
+    """
+    loops = [max(1, int(seconds * 1e9 / repeats / _calibrate(fn, warmup))) for fn in fns]
+    results: list[list[float]] = [[] for _ in fns]
     gc_was_enabled = gc.isenabled()
     gc.collect()
     gc.disable()
     try:
         for _ in range(repeats):
-            t0 = time.perf_counter_ns()
-            for _ in range(loops):
-                fn()
-            results.append((time.perf_counter_ns() - t0) / loops)
+            for fn, n, out in zip(fns, loops, results, strict=True):
+                t0 = time.perf_counter_ns()
+                for _ in range(n):
+                    fn()
+                out.append((time.perf_counter_ns() - t0) / n)
     finally:
         if gc_was_enabled:
             gc.enable()
-    median = statistics.median(results)
-    return Timing(
-        ns_per_op=median,
-        ops_per_s=1e9 / median,
-        repeats=results,
-        loops=loops,
-        min_ns=min(results),
-        max_ns=max(results),
-    )
+    timings = []
+    for n, out in zip(loops, results, strict=True):
+        median = statistics.median(out)
+        timings.append(
+            Timing(
+                ns_per_op=median,
+                ops_per_s=1e9 / median,
+                repeats=out,
+                loops=n,
+                min_ns=min(out),
+                max_ns=max(out),
+            )
+        )
+    return timings
+
+
+def measure(
+    fn: Callable[[], object], *, seconds: float = 2.0, repeats: int = 7, warmup: float = 0.2
+) -> Timing:
+    """:func:`measure_all` for one operation."""
+    return measure_all([fn], seconds=seconds, repeats=repeats, warmup=warmup)[0]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import _common
 from _common import Row
@@ -35,7 +36,7 @@ from wecom_actors.protocol import (
 )
 
 DEFAULT_JSON = _common.RESULTS_DIR / "codec.json"
-DEFAULT_SECONDS = 2.5  # per row; six rows => about 16 s with warm-up and calibration
+DEFAULT_SECONDS = 2.0  # per row; six rows => about 14 s with warm-up and calibration
 
 # --- inputs ---------------------------------------------------------------------------------------
 
@@ -163,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     check_equivalence(crypto, encrypt, signature, reply)
 
-    def timed(fn) -> _common.Timing:  # type: ignore[no-untyped-def]
-        return _common.measure(fn, seconds=args.seconds, repeats=args.repeats)
+    def timed(*fns: Callable[[], object]) -> list[_common.Timing]:
+        return _common.measure_all(fns, seconds=args.seconds, repeats=args.repeats)
 
     rows: list[Row] = []
     frame_bytes = len(CALLBACK_FRAME.encode())
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         ("decode callback frame", decode_msgspec, decode_stdlib, frame_bytes),
         ("encode stream reply frame", encode_msgspec, encode_stdlib, len(encode_msgspec())),
     ]:
-        t_fast, t_slow = timed(fast), timed(slow)
+        t_fast, t_slow = timed(fast, slow)  # interleaved, so the ratio survives load changes
         ratio = t_fast.ops_per_s / t_slow.ops_per_s
         rows.append(Row(operation, "msgspec", t_fast, ratio, {"frame_bytes": size}))
         rows.append(Row(operation, "stdlib json", t_slow, 1.0, {"frame_bytes": size}))
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         Row(
             "decrypt + verify webhook callback",
             "pycryptodome + hashlib",
-            timed(lambda: crypto.decrypt_callback(signature, TIMESTAMP, NONCE, encrypt)),
+            timed(lambda: crypto.decrypt_callback(signature, TIMESTAMP, NONCE, encrypt))[0],
             extra={"plaintext_bytes": len(WEBHOOK_PLAINTEXT), "encrypt_chars": len(encrypt)},
         )
     )
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         Row(
             "encrypt + sign reply",
             "pycryptodome + hashlib",
-            timed(lambda: crypto.encrypt_reply(reply, nonce=NONCE, timestamp=TIMESTAMP)),
+            timed(lambda: crypto.encrypt_reply(reply, nonce=NONCE, timestamp=TIMESTAMP))[0],
             extra={"plaintext_bytes": len(reply)},
         )
     )
