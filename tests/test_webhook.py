@@ -22,6 +22,7 @@ from wecom_actors import BotConfig, BotHandle, StaleReply, Turn, echo, serve_bot
 from wecom_actors.handlers.echo import long_text
 from wecom_actors.testing._webhook import FakeWebhookWeCom, open_fake_webhook
 from wecom_actors.protocol.limits import RESPONSE_URL_TTL_SECONDS
+from wecom_actors.sessions import CONTINUED_NOTE
 from wecom_actors.webhook.streams import KEEP_SECONDS, TOMBSTONE_SECONDS
 
 TOKEN = "webhookTestToken"
@@ -252,10 +253,31 @@ async def test_stream_still_running_at_six_minutes_is_finished_and_completed_by_
             start = trio.current_time()
             view = await fake.send_text("go")
             assert view.finished and not view.timed_out
-            assert 330 <= trio.current_time() - start < 332  # cut off at 330 s, within WeCom's 360 s
-            assert view.content == "part0 part1 part2 part3 part4 part5 "
+            # ReplyStream finishes 330 s after its first frame, within WeCom's 360 s of polling
+            assert 330 <= trio.current_time() - start < 332
+            assert view.content == "part0 part1 part2 part3 part4 part5 " + CONTINUED_NOTE
             await fake.wait_pushes(view)
-            assert view.push_text == "".join(f"part{i} " for i in range(8))
+            assert view.push_text == "part6 part7 "
+            assert handle.runtime.webhook_statistics().table.cut_off == 0
+
+
+async def test_a_stream_starting_late_is_cut_off_by_the_poll_safety_net(autojump_clock: trio.testing.MockClock) -> None:
+    async def queued_then_slow(turn: Turn) -> None:
+        await trio.sleep(100)  # e.g. queued behind other messages of the session
+        async with turn.stream() as s:
+            for i in range(6):
+                await s.append(f"part{i} ")
+                await trio.sleep(60)
+
+    with trio.fail_after(900):
+        async with bot_and_fake(queued_then_slow) as (handle, fake):
+            start = trio.current_time()
+            view = await fake.send_text("go")
+            assert view.finished and not view.timed_out
+            assert 350 <= trio.current_time() - start < 352  # the poll-time cutoff, before 360 s
+            assert view.content == "part0 part1 part2 part3 part4 "
+            await fake.wait_pushes(view)
+            assert view.push_text.startswith("part0 part1 part2 part3 part4 part5 ")
             assert handle.runtime.webhook_statistics().table.cut_off == 1
 
 

@@ -26,6 +26,7 @@ __all__ = ["BUSY_TEXT", "BotCore", "BotStatistics"]
 log = logging.getLogger("wecom_actors.bot")
 
 BUSY_TEXT = "I am still working on your earlier messages. Please send this one again in a moment."
+RESTART_TEXT = "I am restarting right now. Please send this again in a minute."
 
 
 class BotStatistics(msgspec.Struct, frozen=True):
@@ -138,7 +139,8 @@ class BotCore:
     async def busy(self, req_id: str, message: InboundMessage) -> None:
         if isinstance(message, EventMessage):
             return
-        await self.answer(self.turn(req_id, message), BUSY_TEXT)
+        text = BUSY_TEXT if self.router.accepting else RESTART_TEXT
+        await self.answer(self.turn(req_id, message), text)
 
     async def answer(self, turn: Turn, text: str) -> None:
         try:

@@ -101,8 +101,13 @@ class Router:
         )
 
     def stop_intake(self) -> None:
-        """Stop starting handlers for new callbacks (shutdown drain); they are dropped, logged."""
+        """Stop starting handlers for new callbacks (shutdown drain): a message that arrives now
+        is answered by ``on_busy`` (see ``accepting``) instead of being handled."""
         self._accepting = False
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
 
     async def wait_idle(self) -> None:
         """Wait until no handler runs and nothing is queued."""
@@ -153,7 +158,8 @@ class Router:
             log.info("dropping a duplicate delivery of msgid %s", message.msgid)
             return
         if not self._accepting:
-            log.warning("shutting down: not handling msgid %s", message.msgid)
+            log.warning("shutting down: answering msgid %s with a restart notice", message.msgid)
+            self._busy(req_id, message)
             return
         if isinstance(message, EventMessage):
             self._start()
@@ -177,8 +183,9 @@ class Router:
 
     def _busy(self, req_id: str, message: InboundMessage) -> None:
         assert self._nursery is not None
-        self._counts["busy"] += 1
-        log.warning("conversation %s is over its queue bound; answering busy", message.conversation)
+        if self._accepting:
+            self._counts["busy"] += 1
+            log.warning("conversation %s is over its queue bound; answering busy", message.conversation)
         self._start()
         self._nursery.start_soon(self._run_one, req_id, message, True)
 

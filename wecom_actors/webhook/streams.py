@@ -33,9 +33,11 @@ __all__ = ["Exchange", "Phase", "StreamTable", "TableStatistics"]
 
 log = logging.getLogger("wecom_actors.webhook.streams")
 
-#: A stream whose handler still runs this long after the message is finished with what exists
-#: (WeCom stops polling at 360 s; 30 s leaves room for a few polls); the rest goes by response_url.
-STREAM_CUTOFF_SECONDS = STREAM_WINDOW_SECONDS - 30.0
+#: A refresh poll this long after the message finishes a stream that is still running, with
+#: what exists (WeCom stops polling at 360 s); later output goes by response_url. ReplyStream
+#: already finishes its stream 330 s after its *first frame* (sessions.WINDOW_MARGIN), cleanly;
+#: this is the safety net for a stream whose first frame came late (a handler that was queued).
+STREAM_CUTOFF_SECONDS = STREAM_WINDOW_SECONDS - 10.0
 #: State of a finished exchange is kept for WeCom's whole stream window, then evicted.
 KEEP_SECONDS = STREAM_WINDOW_SECONDS
 #: An exchange whose handler never ran (dropped at shutdown) is evicted after this long anyway.
