@@ -1,0 +1,356 @@
+"""Coordinator-side helpers of the process benchmarks (bench_longconn, bench_scale, bench_webhook).
+
+Standard library only: child processes that are always stopped, the load-generator client, the
+/proc readings (CPU time, RSS), the reference SDK's virtual environment, percentiles and the
+progress display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import venv
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LOG_DIR = HERE / "results" / "logs"
+REF_VENV = HERE / ".venv-ref"
+REF_SDK = "wecom-aibot-python-sdk==1.0.2"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# --- /proc readings -------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of process ``pid`` so far, in seconds.
+
+    The sum of ``sum_exec_runtime`` (ns) over the process's live threads
+    (``/proc/<pid>/task/*/schedstat``): nanosecond resolution, where ``/proc/<pid>/stat``'s
+    utime+stime come in clock ticks of 10 ms. Falls back to the ticks without schedstat.
+    """
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    except FileNotFoundError:
+        return cpu_ticks_seconds(pid)
+    return total / 1e9 if total else cpu_ticks_seconds(pid)
+
+
+def cpu_ticks_seconds(pid: int) -> float:
+    """utime+stime of ``/proc/<pid>/stat`` (all threads, clock ticks), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak RSS) of ``pid`` in KiB, from /proc/<pid>/status."""
+    out: dict[str, int] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def machine() -> dict[str, Any]:
+    model = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_total = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_total = int(line.split()[1])
+    return {"cpu_model": model, "mem_total_mb": mem_total // 1024}
+
+
+# --- child processes ------------------------------------------------------------------------------
+
+
+class Child:
+    """A child process in its own session (Ctrl-C reaches only the coordinator, which stops it),
+    stderr to a log file under benchmarks/results/logs/."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdin: int | None = subprocess.DEVNULL,
+        stdout: int | None = subprocess.DEVNULL,
+    ) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        self.pid = self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def stop(self, sig: int = signal.SIGINT, grace: float = 6.0) -> int | None:
+        """Signal, wait ``grace`` seconds, then kill. Returns the exit code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._log.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def children() -> Iterator[list[Child]]:
+    """Every Child appended to the yielded list is stopped on exit, error or KeyboardInterrupt."""
+    procs: list[Child] = []
+    try:
+        yield procs
+    finally:
+        for child in reversed(procs):
+            with contextlib.suppress(Exception):
+                child.stop()
+
+
+def clean_env(**wecom: str) -> dict[str, str]:
+    """The environment without any inherited WECOM_* setting, plus ``wecom``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WECOM_")}
+    env.update(wecom)
+    return env
+
+
+def start_our_bot(
+    name: str, url: str, bot_id: str, secret: str, *, handler: str = "echo", **settings: str
+) -> Child:
+    """``python -m wecom_actors.cli run --handler H --log-level WARNING`` against ``url``."""
+    env = clean_env(
+        WECOM_WS_URL=url, WECOM_BOT_ID=bot_id, WECOM_BOT_SECRET=secret, **settings
+    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
+    argv = [sys.executable, "-m", "wecom_actors.cli", "run", "--handler", handler,
+            "--log-level", "WARNING"]  # fmt: skip
+    return Child(name, argv, env=env)
+
+
+def start_reference_bot(name: str, url: str, bot_id: str, secret: str) -> Child:
+    env = clean_env(
+        WECOM_WS_URL=url, WECOM_BOT_ID=bot_id, WECOM_BOT_SECRET=secret, WECOM_LOG_LEVEL="WARNING"
+    )
+    return Child(name, [str(ref_python()), str(HERE / "reference_bot.py")], env=env)
+
+
+# --- the reference SDK's virtual environment ------------------------------------------------------
+
+
+def ref_python() -> Path:
+    return REF_VENV / "bin" / "python"
+
+
+def ensure_ref_venv(log: Callable[[str], None]) -> str:
+    """Create benchmarks/.venv-ref with the official SDK on first use; return its version."""
+    py = ref_python()
+    check = [str(py), "-c", "import importlib.metadata as m; print(m.version('wecom-aibot-python-sdk'))"]
+    if py.exists():
+        done = subprocess.run(check, capture_output=True, text=True)
+        if done.returncode == 0:
+            return done.stdout.strip()
+    log(f"creating {REF_VENV.relative_to(ROOT)} with {REF_SDK} (first run only) ...")
+    venv.EnvBuilder(with_pip=True, clear=True).create(REF_VENV)
+    # self-ignoring, like Python 3.13's venv does: never committed
+    (REF_VENV / ".gitignore").write_text("*\n")
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", REF_SDK],
+        check=True,
+    )
+    return subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
+
+
+# --- the load generator ---------------------------------------------------------------------------
+
+
+class LoadGenError(RuntimeError):
+    pass
+
+
+class LoadGen:
+    """Client of ``_loadgen.py`` (the fake WeCom in its own process)."""
+
+    def __init__(self, procs: list[Child], bots: dict[str, str], *, name: str = "loadgen") -> None:
+        argv = [sys.executable, str(HERE / "_loadgen.py"),
+                "--bots", ",".join(f"{b}:{s}" for b, s in bots.items())]  # fmt: skip
+        self.child = Child(name, argv, env=clean_env(), stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE)  # fmt: skip
+        procs.append(self.child)
+        self.pid = self.child.pid
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self._ids = iter(range(1, 1 << 30))
+        ready = self._next(30.0)
+        if ready.get("event") != "ready":
+            raise LoadGenError(f"unexpected first line from the load generator: {ready}")
+        self.url: str = ready["url"]
+
+    def _read(self) -> None:
+        out = self.child.proc.stdout
+        assert out is not None
+        for line in out:
+            self._lines.put(line.decode())
+        self._lines.put(None)
+
+    def _next(self, timeout: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise LoadGenError(f"the load generator said nothing for {timeout:.0f} s") from None
+        if line is None:
+            raise LoadGenError(f"the load generator exited:\n{self.child.log_tail()}")
+        return json.loads(line)
+
+    def call(
+        self,
+        op: str,
+        *,
+        timeout: float = 60.0,
+        on_progress: Callable[[int, int], None] | None = None,
+        **args: Any,
+    ) -> dict[str, Any]:
+        cmd_id = next(self._ids)
+        stdin = self.child.proc.stdin
+        assert stdin is not None
+        stdin.write((json.dumps({"id": cmd_id, "op": op, "timeout": timeout, **args}) + "\n").encode())
+        stdin.flush()
+        deadline = time.monotonic() + timeout + 30.0
+        while True:
+            msg = self._next(max(1.0, deadline - time.monotonic()))
+            if msg.get("id") != cmd_id:
+                continue
+            if "progress" in msg:
+                if on_progress is not None:
+                    on_progress(msg["progress"], msg["total"])
+                continue
+            if "error" in msg:
+                raise LoadGenError(f"{op}: {msg['error']}")
+            return msg["result"]
+
+    def quit(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call("quit", timeout=5.0)
+
+
+# --- figures --------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of already sorted values; NaN when empty."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return sorted_values[k]
+
+
+def latency_summary(latencies: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max/mean in milliseconds."""
+    s = sorted(latencies)
+    return {
+        "p50_ms": percentile(s, 50) * 1e3,
+        "p95_ms": percentile(s, 95) * 1e3,
+        "p99_ms": percentile(s, 99) * 1e3,
+        "max_ms": (s[-1] * 1e3) if s else float("nan"),
+        "mean_ms": (statistics.fmean(s) * 1e3) if s else float("nan"),
+    }
+
+
+def median(values: Sequence[float]) -> float:
+    vals = [v for v in values if v == v]  # drop NaN
+    return statistics.median(vals) if vals else float("nan")
+
+
+# --- progress display -----------------------------------------------------------------------------
+
+
+class ProgressLine:
+    """One status line on stderr, redrawn in place on a terminal; plain lines otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._t0 = time.monotonic()
+        self._width = 0
+
+    def show(self, text: str) -> None:
+        line = f"[{time.monotonic() - self._t0:6.1f}s] {text}"
+        if self.tty:
+            pad = max(0, self._width - len(line))
+            self.stream.write("\r" + line + " " * pad)
+            self._width = len(line)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def bar(self, label: str) -> Callable[[int, int], None]:
+        """A progress callback for LoadGen.call: redraws on a terminal, silent otherwise."""
+
+        def update(done: int, total: int) -> None:
+            if not self.tty:
+                return
+            width = 24
+            filled = int(width * done / total) if total else width
+            self.show(f"{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+
+        return update
+
+    def log(self, text: str) -> None:
+        """A permanent line (ends any status line first)."""
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+        self.stream.write(f"[{time.monotonic() - self._t0:6.1f}s] {text}\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0

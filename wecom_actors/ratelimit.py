@@ -1,0 +1,188 @@
+"""The per-conversation send limiter: 30 messages a minute and 1000 an hour (ws-protocol.md §4.1).
+
+WeCom counts replies and proactive pushes to one conversation together and answers the excess
+with an error (45009 in the bundled fake). The bot spends that budget deliberately instead:
+
+* :meth:`RateLimiter.acquire` takes one slot for ``conversation``, waiting (in FIFO order) until
+  the sliding windows have room. The wait is bounded twice: at most ``max_waiters`` tasks queue
+  per conversation, and none waits longer than ``max_wait`` seconds. Past either bound, or when
+  the window cannot free up within ``max_wait`` (an exhausted hourly budget), it raises
+  :class:`~wecom_actors.errors.Overloaded` at once rather than queueing without limit.
+* :meth:`RateLimiter.record` counts a message that was sent without waiting (replies to the
+  user's own messages: the bot never delays or refuses those, but they use up the budget that
+  pushes then respect).
+
+Windows are sliding, on Trio's clock: a send at time ``t`` counts until ``t + 60`` and
+``t + 3600``. A conversation's state is dropped once it has no waiter and its last send is
+more than an hour old, so memory is bounded by the conversations active in the last hour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict, deque
+
+import msgspec
+import trio
+
+from .errors import Overloaded
+from .protocol.limits import SENDS_PER_HOUR, SENDS_PER_MINUTE
+
+__all__ = ["RateLimiter", "RateLimiterStatistics"]
+
+
+class RateLimiterStatistics(msgspec.Struct, frozen=True):
+    conversations: int  # with state (sent within the last hour, or waiting)
+    waiting: int  # tasks waiting for a slot right now
+    acquired: int  # slots taken through acquire()
+    waited: int  # of those, how many had to wait
+    recorded: int  # sends counted through record()
+    rejected: int  # acquire() calls that raised Overloaded
+
+
+class _Conversation:
+    __slots__ = ("lock", "sent", "waiting")
+
+    def __init__(self) -> None:
+        self.sent: deque[float] = deque()  # send times of the last hour, oldest first
+        self.waiting = 0
+        self.lock = trio.Lock()  # FIFO: waiters are served in arrival order
+
+
+class RateLimiter:
+    """Sliding-window send budget per conversation (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        per_minute: int = SENDS_PER_MINUTE,
+        per_hour: int = SENDS_PER_HOUR,
+        max_waiters: int = 32,
+        max_wait: float = 60.0,
+        minute: float = 60.0,
+        hour: float = 3600.0,
+    ) -> None:
+        if per_minute < 1 or per_hour < 1 or max_waiters < 0 or max_wait < 0:
+            raise ValueError("per_minute and per_hour must be >= 1, max_waiters and max_wait >= 0")
+        self.per_minute = per_minute
+        self.per_hour = per_hour
+        self.max_waiters = max_waiters
+        self.max_wait = max_wait
+        self.minute = minute
+        self.hour = hour
+        # Least recently used first: eviction walks from the front and stops at the first
+        # conversation that is still active.
+        self._convs: OrderedDict[str, _Conversation] = OrderedDict()
+        self._counts = dict.fromkeys(("acquired", "waited", "recorded", "rejected"), 0)
+
+    # --- public ----------------------------------------------------------------------------------
+
+    async def acquire(self, conversation: str) -> None:
+        """Take one send slot for ``conversation``; wait for it within the bounds or raise
+        :class:`~wecom_actors.errors.Overloaded`."""
+        now = trio.current_time()
+        self._evict(now)
+        conv = self._conv(conversation)
+        if conv.waiting >= self.max_waiters and (conv.lock.locked() or self._next_free(conv, now) > now):
+            self._counts["rejected"] += 1
+            raise Overloaded(
+                f"conversation {conversation}: {conv.waiting} sends already wait for the rate limit "
+                f"({self.per_minute}/min, {self.per_hour}/h); refusing to queue more"
+            )
+        deadline = now + self.max_wait
+        conv.waiting += 1
+        try:
+            with trio.move_on_at(deadline):
+                async with conv.lock:
+                    now = trio.current_time()
+                    when = self._next_free(conv, now)
+                    if when > deadline:
+                        self._counts["rejected"] += 1
+                        raise Overloaded(
+                            f"conversation {conversation}: the send rate limit ({self.per_minute}/min, "
+                            f"{self.per_hour}/h) has no room for {when - now:.0f} s, longer than the "
+                            f"{self.max_wait:g} s a send may wait"
+                        )
+                    if when > now:
+                        self._counts["waited"] += 1
+                        await trio.sleep_until(when)
+                    self._take(conv, trio.current_time())
+                    self._counts["acquired"] += 1
+                    return
+            self._counts["rejected"] += 1
+            raise Overloaded(
+                f"conversation {conversation}: waited {self.max_wait:g} s for the send rate limit "
+                f"({self.per_minute}/min, {self.per_hour}/h) behind {conv.waiting - 1} other sends"
+            )
+        finally:
+            conv.waiting -= 1
+
+    def record(self, conversation: str) -> None:
+        """Count a send made without waiting (a reply): it uses the budget, never blocks."""
+        now = trio.current_time()
+        self._evict(now)
+        self._take(self._conv(conversation), now)
+        self._counts["recorded"] += 1
+
+    def available_at(self, conversation: str) -> float:
+        """The Trio time at which ``conversation`` could send next (now if it can at once),
+        ignoring tasks already queued."""
+        now = trio.current_time()
+        conv = self._convs.get(conversation)
+        return now if conv is None else max(now, self._next_free(conv, now))
+
+    def statistics(self) -> RateLimiterStatistics:
+        c = self._counts
+        return RateLimiterStatistics(
+            conversations=len(self._convs),
+            waiting=sum(conv.waiting for conv in self._convs.values()),
+            acquired=c["acquired"],
+            waited=c["waited"],
+            recorded=c["recorded"],
+            rejected=c["rejected"],
+        )
+
+    # --- internals -------------------------------------------------------------------------------
+
+    def _conv(self, conversation: str) -> _Conversation:
+        conv = self._convs.get(conversation)
+        if conv is None:
+            conv = self._convs[conversation] = _Conversation()
+        else:
+            self._convs.move_to_end(conversation)
+        return conv
+
+    def _prune(self, conv: _Conversation, now: float) -> None:
+        sent = conv.sent
+        while sent and sent[0] <= now - self.hour:
+            sent.popleft()
+
+    def _next_free(self, conv: _Conversation, now: float) -> float:
+        """The earliest time both windows have room for one more send."""
+        self._prune(conv, now)
+        sent = conv.sent
+        when = -math.inf
+        if len(sent) >= self.per_minute:
+            when = sent[-self.per_minute] + self.minute
+        if len(sent) >= self.per_hour:
+            when = max(when, sent[-self.per_hour] + self.hour)
+        return when
+
+    def _take(self, conv: _Conversation, now: float) -> None:
+        self._prune(conv, now)
+        conv.sent.append(now)
+
+    def _evict(self, now: float) -> None:
+        """Drop idle conversations from the least recently used end."""
+        convs = self._convs
+        while convs:
+            name, conv = next(iter(convs.items()))
+            self._prune(conv, now)
+            if conv.waiting or conv.sent:
+                # Not idle; it may still hide idle ones behind it, but those are older only in
+                # use order. Move it back so the scan makes progress next time.
+                if conv.sent and conv.sent[-1] > now - self.hour:
+                    break
+                convs.move_to_end(name)
+                break
+            del convs[name]
