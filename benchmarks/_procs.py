@@ -354,3 +354,67 @@ class ProgressLine:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
             self._width = 0
+
+
+# --- profiling ------------------------------------------------------------------------------------
+
+
+def _py_spy() -> str | None:
+    import shutil
+
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else None
+
+
+class PySpy:
+    """``py-spy record`` on a running process, collapsed stacks (``--format raw``) to ``path``.
+    Idle samples (threads blocked in a syscall) are left out, so the samples follow CPU time."""
+
+    def __init__(self, procs: list[Child], pid: int, path: Path, *, rate: int = 250) -> None:
+        exe = _py_spy()
+        if exe is None:
+            raise RuntimeError("py-spy is not installed: pip install py-spy")
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [exe, "record", "--pid", str(pid), "--format", "raw", "--output", str(path),
+                "--rate", str(rate), "--nonblocking", "--function"]  # fmt: skip
+        self.child = Child(f"py-spy-{pid}", argv)
+        procs.append(self.child)
+        time.sleep(0.5)  # attached
+
+    def stop(self) -> None:
+        self.child.stop(signal.SIGINT, grace=15.0)
+
+
+def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, Any]:
+    """Self and inclusive shares of the functions in a py-spy collapsed-stack file."""
+    self_n: dict[str, int] = {}
+    incl_n: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.replace(strip, "") for f in stack.split(";")]
+        self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
+        for f in set(frames):
+            incl_n[f] = incl_n.get(f, 0) + n
+
+    def ranked(d: dict[str, int]) -> list[tuple[str, float]]:
+        return [(f, n / total) for f, n in sorted(d.items(), key=lambda kv: -kv[1])[:top]] if total else []
+
+    return {"samples": total, "self": ranked(self_n), "inclusive": ranked(incl_n)}
+
+
+def format_profile(summary: dict[str, Any], *, top: int = 15) -> str:
+    lines = [f"{summary['samples']} samples"]
+    for kind in ("self", "inclusive"):
+        lines.append(f"  top {kind}:")
+        for frame, share in summary[kind][:top]:
+            lines.append(f"    {share * 100:5.1f}%  {frame}")
+    return "\n".join(lines)

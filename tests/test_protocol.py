@@ -999,12 +999,6 @@ def test_event_without_event_object_is_an_unknown_event() -> None:
     assert msg.eventtype == ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG inbound.decode_callback: UnknownMessage/UnknownEvent use bytes(body), which raises "
-    "TypeError for a str body although the signature accepts str",
-)
 @pytest.mark.parametrize(
     "text",
     ['{"msgtype":"location"}', '{"msgtype":"event","event":{"eventtype":"zz"}}'],
@@ -1141,12 +1135,6 @@ def test_huge_numbers_in_unknown_fields_are_skipped() -> None:
     assert isinstance(msg, TextMessage)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG frames/inbound: `int` fields (errcode, create_time) accept integers of any size, "
-    "e.g. 10**30, which later overflow datetime/int64 consumers; bound them to int64 with "
-    "Annotated[int, msgspec.Meta(ge=-2**63, le=2**63-1)]",
-)
 @pytest.mark.parametrize(
     ("decoder", "data"),
     [
@@ -1171,33 +1159,17 @@ INVALID_UTF8 = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG frames/inbound: invalid UTF-8 inside a JSON string raises UnicodeDecodeError "
-    "(msgspec validates UTF-8 lazily, outside DecodeError); catch UnicodeError too",
-)
 @pytest.mark.parametrize("name", list(INVALID_UTF8))
 def test_invalid_utf8_in_callback_raises_frame_error(name: str) -> None:
     with pytest.raises(FrameError):
         decode_callback(INVALID_UTF8[name])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG frames.decode_frame: invalid UTF-8 in a typed string field raises UnicodeDecodeError",
-)
 def test_invalid_utf8_in_frame_raises_frame_error() -> None:
     with pytest.raises(FrameError):
         decode_frame(b'{"cmd":"ping","headers":{"req_id":"\xff"}}')
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="BUG frames/inbound: a str containing a lone surrogate raises UnicodeEncodeError",
-)
 @pytest.mark.parametrize("decoder", [decode_frame, decode_callback], ids=["frame", "callback"])
 def test_lone_surrogate_str_raises_frame_error(decoder: Any) -> None:
     with pytest.raises(FrameError):
@@ -1213,12 +1185,6 @@ DEEP_INPUTS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="BUG frames/inbound: JSON nested ~1000+ deep (even in a skipped unknown field) raises "
-    "RecursionError from msgspec instead of FrameError; catch RecursionError too",
-)
 @pytest.mark.parametrize("decoder", [decode_frame, decode_callback], ids=["frame", "callback"])
 @pytest.mark.parametrize("name", list(DEEP_INPUTS))
 def test_deep_nesting_raises_frame_error(name: str, decoder: Any) -> None:
@@ -1368,23 +1334,12 @@ def test_decoded_frame_body_feeds_decode_callback(value: dict[str, Any]) -> None
         _only_frame_error(decode_callback, env.body)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG inbound.decode_callback: str input of an unknown msgtype raises TypeError "
-    "(bytes(str)); the fuzzer finds it at once",
-)
 @settings(FUZZ, report_multiple_bugs=False)
 @given(callback_like())
 def test_decode_callback_arbitrary_json_as_str(value: dict[str, Any]) -> None:
     _only_frame_error(decode_callback, json.dumps(value))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG inbound.decode_callback: arbitrary bytes inside JSON strings raise UnicodeDecodeError",
-)
 @settings(FUZZ, report_multiple_bugs=False)
 @given(st.binary(min_size=1, max_size=8).filter(lambda b: b'"' not in b and b"\\" not in b))
 def test_decode_callback_arbitrary_bytes_in_strings(chunk: bytes) -> None:
@@ -1518,17 +1473,9 @@ CARD_EXAMPLES: dict[str, str] = {
 }
 
 
-def _msg_item_xfail(case: Any) -> Any:
-    return pytest.param(
-        *case,
-        id=case[0],
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG replies.MsgItem: msgtype='image' is a default and _Body has "
-            'omit_defaults=True, so msg_item encodes as {"image":{...}} without the '
-            'required "msgtype":"image"',
-        ),
-    )
+def _msg_item_case(case: Any) -> Any:
+    """A msg_item encoding case (once an xfail for the missing "msgtype":"image", now fixed)."""
+    return pytest.param(*case, id=case[0])
 
 
 REPLY_CASES: list[Any] = [
@@ -1559,7 +1506,7 @@ REPLY_CASES: list[Any] = [
               "feedback": { "id": "FEEDBACKID" } } }""",
     ),
     # WS §3.6.1 in full
-    _msg_item_xfail(
+    _msg_item_case(
         (
             "stream-msg-item-feedback",
             StreamReply(
@@ -1578,7 +1525,7 @@ REPLY_CASES: list[Any] = [
         )
     ),
     # WH §5.2
-    _msg_item_xfail(
+    _msg_item_case(
         (
             "stream-webhook",
             StreamReply(
@@ -1641,7 +1588,7 @@ REPLY_CASES: list[Any] = [
               "button_list": [ {"text":"确认中","style":1,"key":"confirm"}, {"text":"误报","style":2,"key":"false_alarm"} ],
               "task_id": "TASK_ID", "feedback": { "id": "FEEDBACKID" } } }""",
     ),
-    _msg_item_xfail(
+    _msg_item_case(
         (
             "stream-with-card-msg-item",
             StreamWithCardReply(
@@ -2050,11 +1997,6 @@ def test_subscribe_body_repr_never_shows_the_secret() -> None:
     assert parsed(encode_request(Cmd.SUBSCRIBE, "R", body))["body"]["secret"] == "s3cr3t-VALUE"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG replies.SubscribeBody: msgspec.Struct.__rich_repr__ (used by rich's pretty "
-    "printer and RichHandler) still yields ('secret', <value>); override it like __repr__",
-)
 def test_subscribe_body_rich_repr_hides_the_secret() -> None:
     body = SubscribeBody(bot_id="BOTID", secret="s3cr3t-VALUE")
     assert "s3cr3t-VALUE" not in repr(list(body.__rich_repr__()))

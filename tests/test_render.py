@@ -158,13 +158,6 @@ def _deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=_Hang,
-    reason="BUG render.split_content: a limit smaller than one character (limit <= 0, or a "
-    "multibyte char wider than limit) makes no progress and loops forever appending '' parts; "
-    "it should raise ValueError",
-)
 @pytest.mark.parametrize(("text", "limit"), [("é", 1), ("字", 2), ("😀", 3), ("a", 0)])
 def test_split_content_limit_below_one_character_raises(text: str, limit: int) -> None:
     with _deadline(0.2), pytest.raises(ValueError):

@@ -3,8 +3,10 @@
 This namespace only re-exports the public API; the code lives in the modules.
 """
 
+from . import cards
 from ._version import __version__
 from .bot import BotHandle, BotStatistics, open_bot, serve_bot
+from .cards import CardError
 from .config import BotConfig
 from .errors import (
     AckError,
@@ -28,6 +30,8 @@ from .errors import (
 )
 from .handlers.echo import echo
 from .handlers.turn import Turn
+from .longconn.upload import UploadError, UploadResult
+from .ratelimit import RateLimiter, RateLimiterStatistics
 
 __all__ = [
     "AckError",
@@ -36,6 +40,7 @@ __all__ = [
     "BotConfig",
     "BotHandle",
     "BotStatistics",
+    "CardError",
     "ConfigError",
     "ConnectionLost",
     "CryptoError",
@@ -45,14 +50,19 @@ __all__ = [
     "OutcomeUnknown",
     "Overloaded",
     "ProtocolError",
+    "RateLimiter",
+    "RateLimiterStatistics",
     "ReplyFailed",
     "RequestError",
     "RestartIntensityExceeded",
     "StaleReply",
     "TerminalError",
     "Turn",
+    "UploadError",
+    "UploadResult",
     "WeComError",
     "__version__",
+    "cards",
     "echo",
     "open_bot",
     "serve_bot",

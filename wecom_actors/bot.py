@@ -19,12 +19,14 @@ from typing import Any
 import httpx
 import trio
 
+from .cards import check_task_id
 from .core import BotCore, BotStatistics
 from .errors import ConfigError, TerminalError
 from .handlers.loading import load_handler
 from .handlers.turn import Handler, as_handler
 from .longconn.bot import LongConnBot
 from .longconn.transport import TransportFactory
+from .protocol.replies import TemplateCard
 
 __all__ = ["BotHandle", "BotStatistics", "open_bot", "resolve_handler", "serve_bot"]
 
@@ -43,6 +45,41 @@ class BotHandle:
         """A proactive markdown message to a chat that has written to the bot before
         (userid for a single chat, chatid for a group); split at 20480 bytes."""
         await self._runtime.push_markdown(chatid, text)
+
+    async def send_card(self, chatid: str, card: TemplateCard) -> None:
+        """A proactive template card to a chat that has written to the bot before
+        (long connection: aibot_send_msg). Build it with :mod:`wecom_actors.cards`."""
+        await self._capability("send_card")(chatid, card)
+
+    async def send_media(
+        self, chatid: str, kind: str, media_id: str, *, title: str | None = None, description: str | None = None
+    ) -> None:
+        """A proactive file, image, voice or video message with an uploaded ``media_id``;
+        a video's title / description are truncated to 128 / 512 bytes."""
+        await self._capability("send_media")(chatid, kind, media_id, title=title, description=description)
+
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> str:
+        """Upload temp media (``kind``: file, image, voice or video; valid 3 days) and return
+        its media_id, for ``turn.reply_media`` or :meth:`send_media`."""
+        result: str = await self._capability("upload_media")(kind, filename, data)
+        return result
+
+    def new_task_id(self, prefix: str = "task") -> str:
+        """A template card task_id unique to this bot: ``prefix`` ([0-9A-Za-z_-@]), a counter
+        and random bits from the bot's own id generator and RNG."""
+        runtime = self._runtime
+        return check_task_id(f"{runtime.ids.req_id(prefix)}_{runtime.rng.getrandbits(40):010x}")
+
+    def _capability(self, name: str) -> Callable[..., Any]:
+        # Proactive sends and uploads are long-connection commands; a mode whose runtime lacks
+        # one says so plainly instead of failing somewhere inside.
+        method = getattr(self._runtime, name, None)
+        if method is None:
+            raise NotImplementedError(
+                f"{name} is not available in {self._runtime.mode} mode (the {type(self._runtime).__name__} "
+                "runtime has no such capability); reply within the turn instead"
+            )
+        return method  # type: ignore[no-any-return]
 
     @property
     def runtime(self) -> BotCore:

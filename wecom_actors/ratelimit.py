@@ -83,7 +83,7 @@ class RateLimiter:
         now = trio.current_time()
         self._evict(now)
         conv = self._conv(conversation)
-        if conv.waiting >= self.max_waiters and (conv.lock.locked() or self._next_free(conv, now) > now):
+        if conv.waiting >= self.max_waiters and (conv.waiting or self._next_free(conv, now) > now):
             self._counts["rejected"] += 1
             raise Overloaded(
                 f"conversation {conversation}: {conv.waiting} sends already wait for the rate limit "
@@ -173,16 +173,12 @@ class RateLimiter:
         conv.sent.append(now)
 
     def _evict(self, now: float) -> None:
-        """Drop idle conversations from the least recently used end."""
+        """Drop idle conversations (no waiter, no send within the hour) from the least recently
+        used end; stop at the first active one (the rest were used more recently)."""
         convs = self._convs
         while convs:
             name, conv = next(iter(convs.items()))
             self._prune(conv, now)
             if conv.waiting or conv.sent:
-                # Not idle; it may still hide idle ones behind it, but those are older only in
-                # use order. Move it back so the scan makes progress next time.
-                if conv.sent and conv.sent[-1] > now - self.hour:
-                    break
-                convs.move_to_end(name)
-                break
+                return
             del convs[name]

@@ -41,6 +41,8 @@ def split_content(text: str, limit: int = MAX_CONTENT_BYTES) -> list[str]:
     Cuts fall on a character boundary, preferably just after a newline in the last quarter of a
     part (so markdown lines stay whole). ``"".join(parts) == text`` always; ``[""]`` for "".
     """
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 byte, got {limit}")
     data = text.encode("utf-8")
     if len(data) <= limit:
         return [text]
@@ -50,6 +52,8 @@ def split_content(text: str, limit: int = MAX_CONTENT_BYTES) -> list[str]:
         end = start + limit
         while end > start and (data[end] & 0xC0) == 0x80:  # never cut inside a UTF-8 sequence
             end -= 1
+        if end == start:
+            raise ValueError(f"limit {limit} is smaller than one character of the text")
         newline = data.rfind(b"\n", start + (limit * 3) // 4, end)
         if newline != -1:
             end = newline + 1

@@ -6,10 +6,12 @@ It exercises every feature so that a user, or a conformance tool, can see each o
 from __future__ import annotations
 
 import logging
+import re
 
 import trio
 
-from ..errors import MediaError
+from ..cards import Button, CardError, MainTitle, button_interaction, updated
+from ..errors import MediaError, RequestError, StaleReply
 from ..protocol.inbound import (
     EnterChatEvent,
     FeedbackEvent,
@@ -19,7 +21,7 @@ from ..protocol.inbound import (
     TemplateCardEvent,
     VideoMessage,
 )
-from ..protocol.replies import Button, MainTitle, TemplateCard
+from ..protocol.replies import TemplateCard
 from .turn import Turn
 
 __all__ = ["echo", "long_text"]
@@ -58,7 +60,7 @@ async def echo(turn: Turn) -> None:
     elif command == "/long":
         await _long(turn, rest)
     elif command == "/card":
-        await turn.reply_card(_card())
+        await turn.reply_card(_card(_task_id(turn)))
     elif command == "/push":
         await turn.reply_text("ok")
         await turn.push_markdown(rest)
@@ -109,23 +111,33 @@ async def _long(turn: Turn, rest: str) -> None:
         await s.set(long_text(n))
 
 
-def _card() -> TemplateCard:
-    return TemplateCard(
-        card_type="button_interaction",
+def _card(task_id: str) -> TemplateCard:
+    return button_interaction(
         main_title=MainTitle(title="Echo card", desc="Pick one"),
         button_list=[Button(text="Yes", key="yes", style=1), Button(text="No", key="no", style=2)],
-        task_id=f"echo-{trio.current_time():.0f}-{id(object()):x}"[:128],
+        task_id=task_id,
     )
+
+
+def _task_id(turn: Turn) -> str:
+    """Unique per bot: the bot's id generator and RNG (a callback's req_id, sanitised, when
+    the handler runs without a BotHandle)."""
+    new_task_id = getattr(turn.bot, "new_task_id", None)
+    if new_task_id is not None:
+        return str(new_task_id("echo"))
+    return re.sub(r"[^0-9A-Za-z_\-@]", "_", f"echo_{turn.req_id}")[:128]
 
 
 async def _update_card(turn: Turn, event: TemplateCardEvent) -> None:
     key = event.event_key or "?"
-    card = TemplateCard(
-        card_type="button_interaction",
-        main_title=MainTitle(title=f"You clicked {key}", desc="Thanks"),
-        button_list=[Button(text="Yes", key="yes", style=1), Button(text="No", key="no", style=2)],
-        task_id=event.task_id,
-    )
+    if not event.task_id:
+        log.warning("template_card_event without a task_id (msgid %s): nothing to update", event.msgid)
+        return
+    try:
+        card = updated(_card(event.task_id), main_title=MainTitle(title=f"You clicked {key}", desc="Thanks"))
+    except CardError as exc:
+        log.warning("cannot update the card of msgid %s: %s", event.msgid, exc)
+        return
     await turn.update_card(card)
 
 
@@ -141,8 +153,22 @@ async def _upload(turn: Turn, rest: str) -> None:
     except ValueError:
         await turn.reply_text("usage: /upload N (1 <= N <= 52428800)")
         return
-    media_id = await upload("file", "echo.txt", long_text(n).encode("ascii"))
-    await turn.reply_media("file", media_id)
+    try:
+        media_id = await upload("file", "echo.txt", long_text(n).encode("ascii"))
+    except NotImplementedError:
+        await turn.reply_text("/upload is not available in this mode")
+        return
+    except (ValueError, RequestError) as exc:  # UploadError (too large, ...) or refused by WeCom
+        log.warning("/upload %d failed: %s", n, exc)
+        await turn.reply_text(f"upload failed: {exc}")
+        return
+    try:
+        await turn.reply_media("file", media_id)
+    except StaleReply:
+        # The connection changed during the upload, so the callback's req_id is gone: the
+        # file goes to the same chat as a proactive message instead.
+        log.info("/upload: reply req_id is stale; sending the file with aibot_send_msg")
+        await turn.bot.send_media(turn.conversation, "file", media_id)
 
 
 async def _echo_media(turn: Turn) -> None:

@@ -9,16 +9,19 @@ from typing import Any
 import httpx
 import trio
 
+from ..cards import validate_card
 from ..core import BotCore, BotStatistics
 from ..handlers.turn import Handler
 from ..protocol.frames import Cmd
 from ..protocol.inbound import InboundMessage
-from ..protocol.replies import SendMsgBody
+from ..protocol.replies import SendMsgBody, TemplateCard
+from ..ratelimit import RateLimiter
 from ..render import markdown_body, split_content
 from .correlator import Correlator
 from .replies import LongConnReplies
 from .supervisor import ConnectionSupervisor
 from .transport import TransportFactory, open_ws_transport
+from .upload import UploadResult, media_body, plan_chunks, upload_media
 
 __all__ = ["LongConnBot"]
 
@@ -59,6 +62,11 @@ class LongConnBot(BotCore):
             restart_period=config.restart_period,
             auth_max_attempts=config.auth_max_attempts,
         )
+        # Proactive sends wait for the conversation's budget (30/min, 1000/h, replies and
+        # pushes together; replies are counted but never delayed). Uploads: 30/min, 1000/h
+        # per bot (§3.9), one budget under the key "uploads".
+        self.limiter = RateLimiter()
+        self.upload_limiter = RateLimiter()
 
     async def run(self, handle: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.handle = handle
@@ -82,11 +90,69 @@ class LongConnBot(BotCore):
         )
 
     def channel_for(self, req_id: str, message: InboundMessage) -> LongConnReplies:
-        return LongConnReplies(self.correlator, req_id, message.conversation, self.push_markdown)
+        channel = LongConnReplies(self.correlator, req_id, message.conversation, self.push_markdown)
+        return _CountedReplies(channel, self.limiter)  # type: ignore[return-value]
 
     async def push_markdown(self, chatid: str, text: str) -> None:
         """Send ``text`` to ``chatid`` with aibot_send_msg, split at the content limit."""
         for part in split_content(text):
-            body = SendMsgBody(chatid=chatid, msgtype="markdown", markdown=markdown_body(part))
-            await self.correlator.request(Cmd.SEND_MSG, self.ids.req_id(Cmd.SEND_MSG), body, idempotent=False)
-            self.counts["pushes"] += 1
+            await self._send(SendMsgBody(chatid=chatid, msgtype="markdown", markdown=markdown_body(part)))
+
+    async def send_card(self, chatid: str, card: TemplateCard) -> None:
+        """A proactive template card (validated first: CardError names a broken field)."""
+        validate_card(card)
+        await self._send(SendMsgBody(chatid=chatid, msgtype="template_card", template_card=card))
+
+    async def send_media(
+        self, chatid: str, kind: str, media_id: str, *, title: str | None = None, description: str | None = None
+    ) -> None:
+        """A proactive file/image/voice/video message; a video's title and description are
+        truncated to 128 / 512 bytes on a character boundary."""
+        body = media_body(kind, media_id, title=title, description=description)
+        await self._send(SendMsgBody(chatid=chatid, msgtype=kind, **{kind: body}))
+
+    async def upload(self, kind: str, filename: str, data: bytes, **options: Any) -> UploadResult:
+        """Chunked upload (see :mod:`.upload`); ``options`` go to ``upload_media``."""
+        plan_chunks(kind, filename, len(data), max_bytes=options.get("max_bytes"))
+        await self.upload_limiter.acquire("uploads")
+        return await upload_media(self.correlator, self.ids, kind, filename, data, **options)
+
+    async def upload_media(self, kind: str, filename: str, data: bytes) -> str:
+        """Upload temp media (valid 3 days) and return its media_id."""
+        return (await self.upload(kind, filename, data)).media_id
+
+    async def _send(self, body: SendMsgBody) -> None:
+        """One aibot_send_msg within the conversation's rate budget (waits, or Overloaded)."""
+        await self.limiter.acquire(body.chatid)
+        await self.correlator.request(Cmd.SEND_MSG, self.ids.req_id(Cmd.SEND_MSG), body, idempotent=False)
+        self.counts["pushes"] += 1
+
+
+class _CountedReplies:
+    """A reply channel that counts, without waiting, what WeCom counts against the
+    conversation's send rate: a stream once (its first frame), a one-shot reply, a welcome.
+    Card updates do not count. Everything else is the wrapped channel's."""
+
+    __slots__ = ("_inner", "_limiter", "_streams")
+
+    def __init__(self, inner: LongConnReplies, limiter: RateLimiter) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self._streams: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
+        if stream_id not in self._streams:
+            self._streams.add(stream_id)
+            self._limiter.record(self._inner.conversation)
+        await self._inner.stream_frame(stream_id, content, finish, **kwargs)
+
+    async def reply(self, body: object) -> None:
+        self._limiter.record(self._inner.conversation)
+        await self._inner.reply(body)
+
+    async def welcome(self, body: object) -> None:
+        self._limiter.record(self._inner.conversation)
+        await self._inner.welcome(body)

@@ -9,7 +9,7 @@ decodes only when it is needed.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -48,6 +48,10 @@ REPLY_COMMANDS = frozenset({Cmd.RESPOND_WELCOME, Cmd.RESPOND_MSG, Cmd.RESPOND_UP
 CALLBACK_COMMANDS = frozenset({Cmd.MSG_CALLBACK, Cmd.EVENT_CALLBACK})
 
 
+#: Integers on the wire are bounded to int64: larger ones are a malformed frame.
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+
+
 class Headers(msgspec.Struct, frozen=True):
     req_id: str = ""
 
@@ -65,7 +69,7 @@ class Envelope(msgspec.Struct, frozen=True):
     headers: Headers = Headers()
     cmd: str | None = None
     body: msgspec.Raw = _EMPTY_RAW
-    errcode: int | None = None
+    errcode: Int64 | None = None
     errmsg: str | None = None
 
     @property
@@ -114,8 +118,8 @@ def decode_frame(data: str | bytes) -> Envelope:
     with a well-typed envelope (unknown keys and unknown commands are fine)."""
     try:
         return _envelope_decoder.decode(data)
-    except msgspec.DecodeError as exc:  # ValidationError is a subclass
-        raise FrameError(f"malformed frame: {exc}") from None
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:  # ValidationError included
+        raise FrameError(f"malformed frame: {type(exc).__name__}: {exc}") from None
 
 
 def ack_of(env: Envelope) -> Ack:

@@ -14,6 +14,7 @@ from typing import Literal
 import msgspec
 
 from ..errors import FrameError
+from .frames import Int64
 
 __all__ = [
     "DisconnectedEvent",
@@ -87,7 +88,7 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True):
     chatid: str | None = None
     chattype: str | None = None
     from_: Sender = msgspec.field(default=Sender(), name="from")
-    create_time: int | None = None
+    create_time: Int64 | None = None
     response_url: str | None = None
 
     @property
@@ -252,9 +253,9 @@ class TemplateCardEvent(EventMessage, frozen=True, kw_only=True):
 
 class FeedbackData(msgspec.Struct, frozen=True):
     id: str = ""
-    type: int | None = None
+    type: Int64 | None = None
     content: str | None = None
-    inaccurate_reason_list: list[int] | None = None
+    inaccurate_reason_list: list[Int64] | None = None
 
 
 class _FeedbackBody(msgspec.Struct, frozen=True):
@@ -356,11 +357,15 @@ def decode_callback(body: bytes | msgspec.Raw | str) -> InboundMessage:
             if decoder is not None:
                 return decoder.decode(body)
             base = _base_decoder.decode(body)
-            return UnknownEvent(**_base_fields(base), unknown_eventtype=eventtype, raw=bytes(body))
+            return UnknownEvent(**_base_fields(base), unknown_eventtype=eventtype, raw=_raw_bytes(body))
         base = _base_decoder.decode(body)
-        return UnknownMessage(**_base_fields(base), msgtype=peek.msgtype, raw=bytes(body))
-    except msgspec.DecodeError as exc:
-        raise FrameError(f"malformed callback body: {exc}") from None
+        return UnknownMessage(**_base_fields(base), msgtype=peek.msgtype, raw=_raw_bytes(body))
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:  # ValidationError included
+        raise FrameError(f"malformed callback body: {type(exc).__name__}: {exc}") from None
+
+
+def _raw_bytes(body: bytes | msgspec.Raw | str) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
 def _base_fields(base: _Base) -> dict[str, object]:

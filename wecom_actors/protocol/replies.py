@@ -52,9 +52,14 @@ class MsgItemImage(_Body, frozen=True):
     md5: str
 
 
-class MsgItem(_Body, frozen=True):
+class MsgItem(_Body, frozen=True, tag_field="msgtype", tag="image"):
+    """A stream image; the tag writes ``"msgtype": "image"`` on the wire."""
+
     image: MsgItemImage
-    msgtype: str = "image"
+
+    @property
+    def msgtype(self) -> str:
+        return "image"
 
 
 class StreamBody(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -298,6 +303,10 @@ class SubscribeBody(msgspec.Struct, frozen=True, omit_defaults=True):
 
     def __repr__(self) -> str:
         return f"SubscribeBody(bot_id={self.bot_id!r}, secret='***')"
+
+    def __rich_repr__(self):  # type: ignore[no-untyped-def]
+        yield "bot_id", self.bot_id
+        yield "secret", "***"
 
 
 class SendMsgBody(msgspec.Struct, frozen=True, omit_defaults=True):

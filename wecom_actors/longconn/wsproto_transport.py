@@ -1,0 +1,206 @@
+"""A WebSocket transport driving wsproto (trio-websocket's own engine) directly over a trio stream.
+
+Why it exists (DESIGN.md §8): trio-websocket runs a reader task that puts every message on a
+memory channel, so each inbound frame costs a task hop. Here the Reader's ``receive()`` parses
+the bytes of one socket read into all the messages they hold and hands them out without further
+wake-ups, and ``send_many()`` writes every ready frame with one ``send_all``.
+
+Same interface and error contract as :mod:`.transport`: every failure is ``ConnectionLost``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from ..errors import ConnectionLost
+from .transport import ABORT_CLOSE_TIMEOUT, Transport
+
+__all__ = ["WsprotoTransport", "open_wsproto_transport"]
+
+_RECEIVE_SIZE = 65536
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError)
+
+
+class WsprotoTransport:
+    """One client WebSocket connection; the Correlator writes, the Reader reads."""
+
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, max_message_size: int) -> None:
+        self._stream = stream
+        self._ws = ws
+        self._max = max_message_size
+        self._ready: deque[str] = deque()
+        self._partial: list[str] = []
+        self._partial_size = 0
+        self._send_lock = trio.StrictFIFOLock()
+        self._closed_reason: str | None = None
+
+    async def receive(self) -> str:
+        # Messages already parsed from an earlier read are handed out without a wake-up; the
+        # Reader checkpoints anyway when it passes each one on.
+        while not self._ready:
+            if self._closed_reason is not None:
+                raise ConnectionLost(self._closed_reason)
+            try:
+                data = await self._stream.receive_some(_RECEIVE_SIZE)
+            except _STREAM_ERRORS as exc:
+                raise ConnectionLost(f"receive failed: {type(exc).__name__}: {exc}") from exc
+            if not data:
+                raise ConnectionLost("the server closed the TCP connection")
+            try:
+                self._ws.receive_data(data)
+                await self._process_events()
+            except RemoteProtocolError as exc:
+                raise ConnectionLost(f"WebSocket protocol error: {exc}") from exc
+        return self._ready.popleft()
+
+    async def _process_events(self) -> None:
+        for event in self._ws.events():
+            if isinstance(event, TextMessage):
+                self._partial.append(event.data)
+                self._partial_size += len(event.data)
+                if self._partial_size > self._max:
+                    await self._send_bytes(self._ws.send(CloseConnection(code=1009, reason="message too big")))
+                    raise ConnectionLost(f"a message larger than {self._max} characters")
+                if event.message_finished:
+                    self._ready.append("".join(self._partial))
+                    self._partial.clear()
+                    self._partial_size = 0
+            elif isinstance(event, BytesMessage):
+                continue  # WeCom sends text frames only (ws-protocol.md §1); binary is skipped
+            elif isinstance(event, Ping):
+                await self._send_bytes(self._ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                if self._ws.state is ConnectionState.REMOTE_CLOSING:
+                    await self._send_bytes(self._ws.send(event.response()))
+                self._closed_reason = f"closed by the server (code {event.code}{', ' + event.reason if event.reason else ''})"
+        if self._closed_reason is not None and not self._ready:
+            raise ConnectionLost(self._closed_reason)
+
+    async def send(self, data: bytes) -> None:
+        await self.send_many([data])
+
+    async def send_many(self, frames: list[bytes]) -> None:
+        """Write several frames with one ``send_all`` (write coalescing)."""
+        try:
+            out = b"".join(self._ws.send(Message(data=frame.decode("utf-8"))) for frame in frames)
+        except LocalProtocolError as exc:
+            raise ConnectionLost(f"the connection is closing: {exc}") from exc
+        await self._send_bytes(out)
+
+    async def _send_bytes(self, data: bytes) -> None:
+        try:
+            async with self._send_lock:
+                await self._stream.send_all(data)
+        except _STREAM_ERRORS as exc:
+            raise ConnectionLost(f"send failed: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self, timeout: float) -> None:
+        """Close handshake within ``timeout``, then close the stream in any case."""
+        try:
+            with trio.move_on_after(timeout):
+                if self._ws.state is ConnectionState.OPEN:
+                    await self._send_bytes(self._ws.send(CloseConnection(code=1000)))
+                while self._ws.state is not ConnectionState.CLOSED and self._closed_reason is None:
+                    data = await self._stream.receive_some(_RECEIVE_SIZE)
+                    if not data:
+                        break
+                    self._ws.receive_data(data)
+                    for event in self._ws.events():
+                        if isinstance(event, CloseConnection):
+                            self._closed_reason = "closed"
+        except (ConnectionLost, RemoteProtocolError, LocalProtocolError, *_STREAM_ERRORS):
+            pass  # closing a broken connection: the stream is closed below either way
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self._stream)
+
+
+async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, WSConnection]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConnectionLost(f"not a ws:// or wss:// URL: {url!r}")
+    secure = parts.scheme == "wss"
+    port = parts.port or (443 if secure else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    stream: trio.abc.Stream | None = None
+    try:
+        with trio.fail_after(connect_timeout):
+            stream = await trio.open_tcp_stream(parts.hostname, port)
+            if secure:
+                tls = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=parts.hostname)
+                await tls.do_handshake()
+                stream = tls
+            ws = WSConnection(ConnectionType.CLIENT)
+            await stream.send_all(ws.send(Request(host=host_header, target=target)))
+            while True:
+                data = await stream.receive_some(_RECEIVE_SIZE)
+                if not data:
+                    raise ConnectionLost("the server closed the connection during the handshake")
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, AcceptConnection):
+                        return stream, ws
+                    if isinstance(event, (RejectConnection, RejectData)):
+                        status = getattr(event, "status_code", "?")
+                        raise ConnectionLost(f"the server refused the WebSocket handshake (HTTP {status})")
+    except trio.TooSlowError:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise ConnectionLost(f"no WebSocket handshake with {parts.hostname} within {connect_timeout} s") from None
+    except (*_STREAM_ERRORS, RemoteProtocolError) as exc:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise ConnectionLost(f"connecting to {parts.hostname}:{port} failed: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise
+
+
+@asynccontextmanager
+async def open_wsproto_transport(
+    url: str,
+    *,
+    connect_timeout: float,
+    max_message_size: int,
+    disconnect_timeout: float = 2.0,
+) -> AsyncIterator[Transport]:
+    """Dial ``url``; on exit close gracefully (plain exit or cancellation) or fast (failure)."""
+    stream, ws = await _connect(url, connect_timeout)
+    transport = WsprotoTransport(stream, ws, max_message_size)
+    failed = False
+    try:
+        yield transport
+    except BaseException as exc:
+        failed = not _only_cancelled(exc)
+        raise
+    finally:
+        with trio.CancelScope(shield=True):
+            await transport.close(ABORT_CLOSE_TIMEOUT if failed else disconnect_timeout)
+
+
+def _only_cancelled(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_cancelled(sub) for sub in exc.exceptions)
+    return isinstance(exc, trio.Cancelled)
