@@ -24,6 +24,8 @@ Commands (``op``):
   once the first frame of every reply's stream has been accepted (the in-flight streams exist);
 * ``release`` ``bot_id``, ``timeout``: sends ``/release`` and waits until every held stream has
   finished; checks the echo contract on each;
+* ``say`` ``bot_id``, ``text``: one message, returns the final content of the reply;
+* ``reset``: forget all callbacks, streams and conversations (between phases);
 * ``stats``: the fake's ``statistics()``; ``quit``: stop.
 
 How replies are observed: a small subclass of the fake sees every ``aibot_respond_msg`` frame the
@@ -37,6 +39,7 @@ before ``send_text``. A finish frame counts once the fake has accepted it.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -74,6 +77,20 @@ class BenchFake(FakeWeCom):
         self.first_frame_waiters = 0
         self.first_frames_seen = 0
         self.first_frames_event = trio.Event()
+
+    def reset(self) -> None:
+        """Forget every callback, stream and conversation (between phases, nothing in flight),
+        so the fake's state and its garbage-collection work do not grow from round to round."""
+        self.replies.clear()
+        self._rules.callbacks.clear()
+        self._rules.streams_by_req.clear()
+        for bot in self._bots.values():
+            bot.conversations.clear()
+            bot.streams.clear()
+            bot.opened.clear()
+            bot.sends.clear()
+        gc.collect()
+        gc.freeze()  # what survives is the server itself: keep it out of later collections
 
     def reply(self, req_id: str) -> _Reply:
         r = self.replies.get(req_id)
@@ -343,6 +360,18 @@ async def main(bots: dict[str, str], host: str) -> None:
                     result = await cmd_hold(fake, held, cmd, cmd_id)
                 elif op == "release":
                     result = await cmd_release(fake, held, cmd, cmd_id)
+                elif op == "say":
+                    with trio.fail_after(float(cmd.get("timeout", 60.0))):
+                        cb = await fake.send_text(cmd["text"], user=cmd.get("user", "operator"),
+                                                  bot_id=cmd["bot_id"])  # fmt: skip
+                        r = fake.reply(cb.req_id)
+                        if r.finished_at is None:
+                            r.event = trio.Event()
+                            await r.event.wait()
+                    result = {"content": r.content}
+                elif op == "reset":
+                    fake.reset()
+                    result = {}
                 elif op == "stats":
                     st = fake.statistics()
                     result = {

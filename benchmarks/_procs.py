@@ -320,13 +320,13 @@ class ProgressLine:
         self._width = 0
 
     def show(self, text: str) -> None:
+        """A transient status (redrawn in place on a terminal; not shown otherwise)."""
+        if not self.tty:
+            return
         line = f"[{time.monotonic() - self._t0:6.1f}s] {text}"
-        if self.tty:
-            pad = max(0, self._width - len(line))
-            self.stream.write("\r" + line + " " * pad)
-            self._width = len(line)
-        else:
-            self.stream.write(line + "\n")
+        pad = max(0, self._width - len(line))
+        self.stream.write("\r" + line + " " * pad)
+        self._width = len(line)
         self.stream.flush()
 
     def bar(self, label: str) -> Callable[[int, int], None]:

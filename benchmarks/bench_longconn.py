@@ -60,6 +60,7 @@ def run_phase(
     tag: str, progress: ProgressLine, label: str,
 ) -> dict[str, Any]:  # fmt: skip
     n = args.users * args.messages
+    lg.call("reset")
     cpu0 = _procs.cpu_seconds(bot.pid)
     ticks0 = _procs.cpu_ticks_seconds(bot.pid)
     res = lg.call(

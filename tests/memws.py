@@ -32,6 +32,10 @@ class MemTransport:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise ConnectionLost("memory peer closed") from exc
 
+    async def send_many(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            await self.send(frame)
+
 
 class Peer:
     """The server side of one in-memory connection."""

@@ -18,6 +18,15 @@ from wecom_actors import AuthError, BotConfig, BotHandle, KickedOut, echo, serve
 from wecom_actors.handlers.echo import long_text
 from wecom_actors.testing import FakeWeCom, open_fake_wecom
 
+_transport = ["trio-websocket"]
+
+
+@pytest.fixture(autouse=True, params=["trio-websocket", "wsproto"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test here runs over both WebSocket engines."""
+    _transport[0] = request.param
+    return request.param
+
 
 def bot_config(fake: FakeWeCom, **changes: object) -> BotConfig:
     return BotConfig(
@@ -27,6 +36,7 @@ def bot_config(fake: FakeWeCom, **changes: object) -> BotConfig:
         ws_url=fake.url,
         media_allow_private=True,
         reconnect_jitter=0.0,
+        transport=_transport[0],
     ).replace(**changes)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,11 +19,17 @@ import pytest
 import trio
 import trio.testing
 
-from wecom_actors import BotConfig, BotHandle, StaleReply, Turn, echo, serve_bot
+from wecom_actors import BotConfig, BotHandle, RequestError, StaleReply, Turn, echo, serve_bot
 from wecom_actors.handlers.echo import long_text
-from wecom_actors.testing._webhook import FakeWebhookWeCom, open_fake_webhook
 from wecom_actors.protocol.limits import RESPONSE_URL_TTL_SECONDS
+from wecom_actors.protocol.replies import MainTitle, TemplateCard
+from wecom_actors.render import msg_item_image
 from wecom_actors.sessions import CONTINUED_NOTE
+from wecom_actors.testing._webhook import (
+    FakeWebhookWeCom,
+    open_fake_webhook,
+    webhook_demo_transcript,
+)
 from wecom_actors.webhook.streams import KEEP_SECONDS, TOMBSTONE_SECONDS
 
 TOKEN = "webhookTestToken"
@@ -31,7 +38,9 @@ PNG = bytes.fromhex("89504e470d0a1a0a000102030405060708090a0b0c0d0e0f10111213141
 
 
 @asynccontextmanager
-async def bot_and_fake(handler: Any = "echo", **overrides: Any) -> AsyncIterator[tuple[BotHandle, FakeWebhookWeCom]]:
+async def bot_and_fake(
+    handler: Any = "echo", *, poll_interval: float = 1.0, **overrides: Any
+) -> AsyncIterator[tuple[BotHandle, FakeWebhookWeCom]]:
     values: dict[str, Any] = dict(
         mode="webhook", token=TOKEN, encoding_aes_key=KEY, host="127.0.0.1", port=0, media_allow_private=True
     )
@@ -40,16 +49,33 @@ async def bot_and_fake(handler: Any = "echo", **overrides: Any) -> AsyncIterator
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(serve_bot, cfg, handler)
         url = f"http://127.0.0.1:{handle.runtime.port}{cfg.callback_path}"
-        async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY) as fake:
+        async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY, poll_interval=poll_interval) as fake:
             yield handle, fake
         nursery.cancel_scope.cancel()
 
 
-def counting(handler: Any) -> tuple[Any, list[str]]:
-    seen: list[str] = []
+class Seen(list[str]):
+    """The msgids a handler was called with; ``wait_for(n)`` until there are ``n``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = trio.Event()
+
+    def add(self, msgid: str) -> None:
+        self.append(msgid)
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def wait_for(self, n: int) -> None:
+        while len(self) < n:
+            await self.changed.wait()
+
+
+def counting(handler: Any) -> tuple[Any, Seen]:
+    seen = Seen()
 
     async def wrapped(turn: Turn) -> None:
-        seen.append(turn.message.msgid)
+        seen.add(turn.message.msgid)
         await handler(turn)
 
     return wrapped, seen
@@ -86,7 +112,7 @@ async def test_slow_snapshots_grow(autojump_clock: trio.testing.MockClock) -> No
             assert view.finished and view.content == "one two three four five"
             distinct = list(dict.fromkeys(view.refreshes))
             assert len(distinct) >= 4
-            for shorter, longer in zip(distinct, distinct[1:], strict=False):
+            for shorter, longer in itertools.pairwise(distinct):
                 assert longer.startswith(shorter)  # cumulative, never a delta
             assert 4 <= trio.current_time() - start <= 7
 
@@ -186,8 +212,7 @@ async def test_enter_chat_card_click_and_feedback(autojump_clock: trio.testing.M
             feedback = await fake.send_feedback(feedback_id="fb1", type=2, content="more detail please")
             assert feedback.status == 200 and feedback.first_reply is None
             with trio.fail_after(1):
-                while len(seen) < 4:  # the feedback still reached the handler (for its log)
-                    await trio.sleep(0.01)
+                await seen.wait_for(4)  # the feedback still reached the handler (for its log)
             assert handle.statistics().handler_errors == 0
 
 
@@ -249,12 +274,12 @@ async def test_stream_still_running_at_six_minutes_is_finished_and_completed_by_
                 await trio.sleep(60)
 
     with trio.fail_after(900):
-        async with bot_and_fake(marathon) as (handle, fake):
+        async with bot_and_fake(marathon, poll_interval=5) as (handle, fake):
             start = trio.current_time()
             view = await fake.send_text("go")
             assert view.finished and not view.timed_out
             # ReplyStream finishes 330 s after its first frame, within WeCom's 360 s of polling
-            assert 330 <= trio.current_time() - start < 332
+            assert 330 <= trio.current_time() - start <= 336
             assert view.content == "part0 part1 part2 part3 part4 part5 " + CONTINUED_NOTE
             await fake.wait_pushes(view)
             assert view.push_text == "part6 part7 "
@@ -270,11 +295,11 @@ async def test_a_stream_starting_late_is_cut_off_by_the_poll_safety_net(autojump
                 await trio.sleep(60)
 
     with trio.fail_after(900):
-        async with bot_and_fake(queued_then_slow) as (handle, fake):
+        async with bot_and_fake(queued_then_slow, poll_interval=5) as (handle, fake):
             start = trio.current_time()
             view = await fake.send_text("go")
             assert view.finished and not view.timed_out
-            assert 350 <= trio.current_time() - start < 352  # the poll-time cutoff, before 360 s
+            assert 350 <= trio.current_time() - start < 360  # the poll-time cutoff, before 360 s
             assert view.content == "part0 part1 part2 part3 part4 "
             await fake.wait_pushes(view)
             assert view.push_text.startswith("part0 part1 part2 part3 part4 part5 ")
@@ -363,3 +388,87 @@ async def test_drain_finishes_streams_then_cancel_leaves_no_task(autojump_clock:
             assert views[0].finished and views[0].content == "x y z"
             assert handle.statistics().state == "draining"
     assert _all_tasks() == before
+
+
+# --- reply kinds ------------------------------------------------------------------------------------
+
+CARD = TemplateCard(card_type="text_notice", main_title=MainTitle(title="Notice"), task_id="t-1")
+
+
+async def test_stream_with_card_and_inline_image(autojump_clock: trio.testing.MockClock) -> None:
+    async def pictured(turn: Turn) -> None:
+        async with turn.stream(feedback_id="fb-1") as s:
+            s.attach_card(CARD)
+            await s.append("here is a picture")
+            await s.flush()
+            s.msg_items.append(msg_item_image(PNG))
+            await s.append(" and more")
+
+    with trio.fail_after(60):
+        async with bot_and_fake(pictured) as (_, fake):
+            view = await fake.send_text("show me")
+            assert view.finished and view.content == "here is a picture and more"
+            assert view.card == {"card_type": "text_notice", "main_title": {"title": "Notice"}, "task_id": "t-1"}
+            assert [a["msgtype"] for a in view.answers].count("stream_with_template_card") == 1
+            assert view.msg_items[0]["image"]["md5"] == hashlib.md5(PNG).hexdigest()
+            assert all("msg_item" not in a["stream"] for a in view.answers[:-1])
+            assert view.first_reply is not None and view.first_reply["stream"]["feedback"] == {"id": "fb-1"}
+
+
+async def test_markdown_card_and_media_replies(autojump_clock: trio.testing.MockClock) -> None:
+    outcomes: list[str] = []
+
+    async def varied(turn: Turn) -> None:
+        text = turn.text
+        if text == "md":
+            await turn.reply_markdown("**bold** answer")
+        elif text == "late card":
+            await trio.sleep(2)  # after the first-reply wait: the card rides on a refresh answer
+            await turn.reply_card(CARD)
+        elif text == "two":
+            await turn.reply_text("first")
+            await turn.reply_markdown("second")  # the stream is taken: goes by response_url
+        elif text == "file":
+            try:
+                await turn.reply_media("file", "media-id")
+            except RequestError as exc:
+                outcomes.append(str(exc))
+
+    with trio.fail_after(60):
+        async with bot_and_fake(varied) as (handle, fake):
+            md = await fake.send_text("md")
+            assert md.finished and md.content == "**bold** answer" and md.refreshes == []
+            late = await fake.send_text("late card")
+            assert late.finished and late.content == "" and late.card is not None
+            assert late.answers[-1]["msgtype"] == "stream_with_template_card"
+            two = await fake.send_text("two")
+            await fake.wait_pushes(two)
+            assert two.content == "first" and two.push_text == "second"
+            file = await fake.send_text("file")
+            assert file.status == 200 and file.first_reply is None  # nothing to show: empty answer
+            assert outcomes and "webhook mode cannot send" in outcomes[0]
+            assert handle.statistics().handler_errors == 0
+
+
+async def test_response_url_to_a_private_address_is_refused_unless_allowed(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with trio.fail_after(60):
+        async with bot_and_fake(media_allow_private=False) as (handle, fake):
+            view = await fake.send_text("/push secret")
+            assert view.content == "ok"
+            assert await handle.drain(5)
+            assert view.pushes == [] and fake.posts == []
+            assert handle.statistics().replies_failed == 1
+            assert any("refused" in r.getMessage() and "loopback" in r.getMessage() for r in caplog.records)
+
+
+async def test_webhook_demo_transcript(autojump_clock: trio.testing.MockClock) -> None:
+    lines: list[str] = []
+    with trio.fail_after(120):
+        assert await webhook_demo_transcript(print_fn=lines.append) == 0
+    text = "\n".join(lines)
+    assert "[verify] GET echostr -> HTTP 200" in text and "welcome 'Hello!" in text
+    assert "final (finish): 'a b c d'" in text and "md5 7d5441e64dbbe1065ed12e88470e0de0" in text
+    assert "bot via response_url: 'hi'" in text and "(4520 bytes)" in text
+    assert lines[-1] == "demo OK"

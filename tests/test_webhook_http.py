@@ -186,11 +186,11 @@ async def test_every_bad_request_is_refused_and_the_server_keeps_serving(
 
 async def test_fresh_timestamp_is_accepted_and_window_zero_disables_the_check(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(10):
-        async with webhook_bot() as (handle, path, client):
+        async with webhook_bot() as (_, path, client):
             now = str(int(time.time()))
             r = await client.post(f"{path}?{signed_query(GOOD_ENC, ts=now)}", content=json.dumps({"encrypt": GOOD_ENC}))
             assert open_answer(r)["msgtype"] == "stream"
-        async with webhook_bot(webhook_timestamp_window=0) as (handle, path, client):
+        async with webhook_bot(webhook_timestamp_window=0) as (_, path, client):
             r = await client.post(f"{path}?{signed_query(GOOD_ENC, ts='12')}", content=json.dumps({"encrypt": GOOD_ENC}))
             assert open_answer(r)["msgtype"] == "stream"
 

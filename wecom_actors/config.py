@@ -56,6 +56,7 @@ __all__ = ["ENV_PREFIX", "LOG_LEVELS", "MODES", "SECRET_FIELDS", "BotConfig", "e
 ENV_PREFIX = "WECOM_"
 MODES = ("long-connection", "webhook")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+TRANSPORTS = ("trio-websocket", "wsproto")
 SECRET_FIELDS = frozenset({"bot_secret", "token", "encoding_aes_key"})
 _REDACTED = "***"
 _AES_CHARS = frozenset(string.ascii_letters + string.digits)
@@ -103,6 +104,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     media_timeout: float = 30.0
     webhook_max_body: int = 1048576
     webhook_timestamp_window: float = 600.0
+    transport: str = "trio-websocket"  # or "wsproto": the long-connection WebSocket engine
 
     def __post_init__(self) -> None:
         values = {name: getattr(self, name) for name in self.__struct_fields__}
@@ -242,6 +244,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "media_timeout": (_positive, _SECONDS),
     "webhook_max_body": (_positive, "a number of bytes >= 1"),
     "webhook_timestamp_window": (_non_negative, "a number of seconds >= 0 (0 disables the check)"),
+    "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
 }
 assert set(_RULES) == set(_FIELDS)
 

@@ -3,14 +3,16 @@
 WeCom counts replies and proactive pushes to one conversation together and answers the excess
 with an error (45009 in the bundled fake). The bot spends that budget deliberately instead:
 
-* :meth:`RateLimiter.acquire` takes one slot for ``conversation``, waiting (in FIFO order) until
-  the sliding windows have room. The wait is bounded twice: at most ``max_waiters`` tasks queue
+* :meth:`RateLimiter.acquire` takes one slot for ``conversation``, waiting until the sliding
+  windows have room; a later caller never gets an earlier slot than one already waiting. The wait is bounded twice: at most ``max_waiters`` tasks queue
   per conversation, and none waits longer than ``max_wait`` seconds. Past either bound, or when
   the window cannot free up within ``max_wait`` (an exhausted hourly budget), it raises
   :class:`~wecom_actors.errors.Overloaded` at once rather than queueing without limit.
 * :meth:`RateLimiter.record` counts a message that was sent without waiting (replies to the
   user's own messages: the bot never delays or refuses those, but they use up the budget that
-  pushes then respect).
+  pushes then respect). A reply recorded while pushes already wait does not move their
+  reserved slots, so in that case WeCom may still refuse one of them (45009); the error then
+  surfaces as AckError to the caller.
 
 Windows are sliding, on Trio's clock: a send at time ``t`` counts until ``t + 60`` and
 ``t + 3600``. A conversation's state is dropped once it has no waiter and its last send is
@@ -19,6 +21,7 @@ more than an hour old, so memory is bounded by the conversations active in the l
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import OrderedDict, deque
 
@@ -41,12 +44,12 @@ class RateLimiterStatistics(msgspec.Struct, frozen=True):
 
 
 class _Conversation:
-    __slots__ = ("lock", "sent", "waiting")
+    __slots__ = ("sent", "waiting")
 
     def __init__(self) -> None:
-        self.sent: deque[float] = deque()  # send times of the last hour, oldest first
+        # Send times of the last hour, oldest first, then the reserved times of waiting tasks.
+        self.sent: deque[float] = deque()
         self.waiting = 0
-        self.lock = trio.Lock()  # FIFO: waiters are served in arrival order
 
 
 class RateLimiter:
@@ -79,43 +82,46 @@ class RateLimiter:
 
     async def acquire(self, conversation: str) -> None:
         """Take one send slot for ``conversation``; wait for it within the bounds or raise
-        :class:`~wecom_actors.errors.Overloaded`."""
+        :class:`~wecom_actors.errors.Overloaded` at once.
+
+        The slot is reserved on entry (a later caller is never scheduled before it), so whether
+        the wait fits within ``max_wait`` is known before waiting. Cancelled while waiting, the
+        reservation is given back; cancelled otherwise, no slot was taken.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         now = trio.current_time()
         self._evict(now)
         conv = self._conv(conversation)
-        if conv.waiting >= self.max_waiters and (conv.waiting or self._next_free(conv, now) > now):
+        when = self._next_free(conv, now)
+        if when <= now:
+            self._take(conv, now)
+            self._counts["acquired"] += 1
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        limits = f"({self.per_minute}/min, {self.per_hour}/h)"
+        if conv.waiting >= self.max_waiters:
             self._counts["rejected"] += 1
             raise Overloaded(
                 f"conversation {conversation}: {conv.waiting} sends already wait for the rate limit "
-                f"({self.per_minute}/min, {self.per_hour}/h); refusing to queue more"
+                f"{limits}; refusing to queue more"
             )
-        deadline = now + self.max_wait
-        conv.waiting += 1
-        try:
-            with trio.move_on_at(deadline):
-                async with conv.lock:
-                    now = trio.current_time()
-                    when = self._next_free(conv, now)
-                    if when > deadline:
-                        self._counts["rejected"] += 1
-                        raise Overloaded(
-                            f"conversation {conversation}: the send rate limit ({self.per_minute}/min, "
-                            f"{self.per_hour}/h) has no room for {when - now:.0f} s, longer than the "
-                            f"{self.max_wait:g} s a send may wait"
-                        )
-                    if when > now:
-                        self._counts["waited"] += 1
-                        await trio.sleep_until(when)
-                    self._take(conv, trio.current_time())
-                    self._counts["acquired"] += 1
-                    return
+        if when - now > self.max_wait:
             self._counts["rejected"] += 1
             raise Overloaded(
-                f"conversation {conversation}: waited {self.max_wait:g} s for the send rate limit "
-                f"({self.per_minute}/min, {self.per_hour}/h) behind {conv.waiting - 1} other sends"
+                f"conversation {conversation}: the send rate limit {limits} has no room for "
+                f"{when - now:.0f} s, longer than the {self.max_wait:g} s a send may wait"
             )
+        conv.sent.append(when)  # the reservation; it becomes the send time
+        conv.waiting += 1
+        self._counts["waited"] += 1
+        try:
+            await trio.sleep_until(when)
+        except BaseException:
+            conv.sent.remove(when)
+            raise
         finally:
             conv.waiting -= 1
+        self._counts["acquired"] += 1
 
     def record(self, conversation: str) -> None:
         """Count a send made without waiting (a reply): it uses the budget, never blocks."""
@@ -125,8 +131,8 @@ class RateLimiter:
         self._counts["recorded"] += 1
 
     def available_at(self, conversation: str) -> float:
-        """The Trio time at which ``conversation`` could send next (now if it can at once),
-        ignoring tasks already queued."""
+        """The Trio time at which one more send to ``conversation`` could go (now if at once),
+        after the tasks already waiting."""
         now = trio.current_time()
         conv = self._convs.get(conversation)
         return now if conv is None else max(now, self._next_free(conv, now))
@@ -158,19 +164,24 @@ class RateLimiter:
             sent.popleft()
 
     def _next_free(self, conv: _Conversation, now: float) -> float:
-        """The earliest time both windows have room for one more send."""
+        """The earliest time both windows have room for one more send after those already
+        reserved (``sent`` is sorted and the result is never before its last entry)."""
         self._prune(conv, now)
         sent = conv.sent
-        when = -math.inf
+        when = sent[-1] if sent and sent[-1] > now else -math.inf  # after earlier reservations
         if len(sent) >= self.per_minute:
-            when = sent[-self.per_minute] + self.minute
+            when = max(when, sent[-self.per_minute] + self.minute)
         if len(sent) >= self.per_hour:
             when = max(when, sent[-self.per_hour] + self.hour)
         return when
 
     def _take(self, conv: _Conversation, now: float) -> None:
         self._prune(conv, now)
-        conv.sent.append(now)
+        sent = conv.sent
+        if sent and sent[-1] > now:  # a reply recorded while pushes wait: keep the order
+            bisect.insort(sent, now)
+        else:
+            sent.append(now)
 
     def _evict(self, now: float) -> None:
         """Drop idle conversations (no waiter, no send within the hour) from the least recently

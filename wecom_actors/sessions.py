@@ -162,8 +162,9 @@ class ReplyStream:
             self._dirty = trio.Event()
             # Coalescing pause; closing ends it at once (the final frame must not wait).
             pause_until = min(self._last_sent + self.min_interval, self._window_deadline)
-            with trio.CancelScope(deadline=pause_until) as self._pause:
-                await trio.sleep_forever()
+            if pause_until > trio.current_time():
+                with trio.CancelScope(deadline=pause_until) as self._pause:
+                    await trio.sleep_forever()
             if self._closing:
                 return
             if self._stale:

@@ -28,6 +28,14 @@ __all__ = ["LongConnBot"]
 log = logging.getLogger("wecom_actors.bot")
 
 
+def _transport_for(config: Any) -> TransportFactory:
+    if config.transport == "wsproto":
+        from .wsproto_transport import open_wsproto_transport
+
+        return open_wsproto_transport
+    return open_ws_transport
+
+
 class LongConnBot(BotCore):
     mode = "long-connection"
 
@@ -46,7 +54,7 @@ class LongConnBot(BotCore):
             url=config.ws_url,
             bot_id=config.bot_id,
             secret=config.bot_secret,
-            transport_factory=transport_factory or open_ws_transport,
+            transport_factory=transport_factory or _transport_for(config),
             correlator=self.correlator,
             deliver=self.router.submit,
             new_req_id=self.ids.req_id,

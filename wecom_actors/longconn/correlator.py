@@ -84,6 +84,9 @@ class _Pending:
         self.generation = 0
 
 
+_WAKE = object()  # wakes the writer after an ack made a frame ready
+
+
 class CorrelatorStatistics(msgspec.Struct, frozen=True):
     lanes: int
     queued: int
@@ -149,9 +152,24 @@ class Correlator:
         """The number of the current (or last) connection; acks carry it."""
         return self._generation
 
-    async def deliver_ack(self, generation: int, ack: Ack) -> None:
-        """Called by the Reader of connection ``generation`` for every ack frame."""
-        await self._inbox_send.send((generation, ack))
+    def deliver_ack(self, generation: int, ack: Ack) -> None:
+        """Called by the Reader of connection ``generation`` for every ack frame.
+
+        Synchronous on purpose: matching an ack is a dict lookup and an Event.set(), so the
+        Reader does it inline instead of paying a channel hop per ack (DESIGN.md §8). If the ack
+        made another frame ready, the writer is woken with a token on its inbox. Raises
+        ConnectionLost for 846609 (the Reader's connection then dies, as it should).
+        """
+        if generation != self._generation:
+            self._counts["unmatched"] += 1
+            return
+        next_timer = self._heap[0][0] if self._heap else math.inf
+        self._handle_ack(ack)
+        if self._ready or (self._heap and self._heap[0][0] < next_timer):
+            try:
+                self._inbox_send.send_nowait(_WAKE)
+            except trio.WouldBlock:
+                pass  # the inbox is full, so the writer is about to run anyway
 
     def statistics(self) -> CorrelatorStatistics:
         queued = in_flight = 0
@@ -221,6 +239,10 @@ class Correlator:
 
     async def _write_ready(self, conn: Transport, generation: int) -> None:
         ready = self._ready
+        if not ready:
+            return
+        batch: list[bytes] = []
+        now = trio.current_time()
         while ready:
             p = ready.popleft()
             if p.state is not _State.QUEUED:
@@ -231,18 +253,23 @@ class Correlator:
             p.state = _State.IN_FLIGHT
             p.generation = generation
             p.attempts += 1
-            p.deadline = trio.current_time() + self.ack_timeout
+            p.deadline = now + self.ack_timeout
             heapq.heappush(self._heap, (p.deadline, next(self._seq), p, _State.IN_FLIGHT))
-            self._counts["sent"] += 1
-            # Shielded so a cancelled writer never leaves half a frame on a live socket, bounded
-            # so a stalled peer cannot hold the shield forever.
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(self.ack_timeout) as scope:
-                    await conn.send(p.frame)
-            if scope.cancelled_caught:
-                raise ConnectionLost(f"writing a frame took longer than {self.ack_timeout} s")
+            batch.append(p.frame)
+        if not batch:
+            return
+        self._counts["sent"] += len(batch)
+        # One write for every ready frame. Shielded so a cancelled writer never leaves half a
+        # frame on a live socket, bounded so a stalled peer cannot hold the shield forever.
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(self.ack_timeout) as scope:
+                await conn.send_many(batch)
+        if scope.cancelled_caught:
+            raise ConnectionLost(f"writing frames took longer than {self.ack_timeout} s")
 
     def _handle(self, item: object, generation: int) -> None:
+        if item is _WAKE:
+            return
         if isinstance(item, _Pending):
             if item.abandoned:
                 return
@@ -258,10 +285,12 @@ class Correlator:
             else:
                 lane.append(item)
             return
-        ack_generation, ack = item  # type: ignore[misc]
+        raise AssertionError(f"unexpected item on the correlator inbox: {item!r}")
+
+    def _handle_ack(self, ack: Ack) -> None:
         lane = self._lanes.get(ack.req_id)
         head = lane[0] if lane else None
-        if ack_generation != generation or head is None or head.state is not _State.IN_FLIGHT:
+        if head is None or head.state is not _State.IN_FLIGHT:
             self._counts["unmatched"] += 1
             log.debug("dropping an ack nobody waits for (req_id %s)", ack.req_id)
             return

@@ -52,7 +52,7 @@ class Reader:
                 log.warning("skipping a frame that is not a JSON object: %s", exc)
                 continue
             if env.cmd is None:
-                await correlator.deliver_ack(generation, ack_of(env))
+                correlator.deliver_ack(generation, ack_of(env))
                 continue
             if env.cmd not in CALLBACK_COMMANDS:
                 counters["unknown_frames"] += 1

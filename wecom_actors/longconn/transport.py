@@ -44,6 +44,10 @@ class Transport(Protocol):
         """Send one UTF-8 JSON frame as a text message; raises ConnectionLost."""
         ...
 
+    async def send_many(self, frames: list[bytes]) -> None:
+        """Send several frames in order (coalesced into one write where the transport can)."""
+        ...
+
 
 TransportFactory = Callable[..., AbstractAsyncContextManager[Transport]]
 
@@ -67,10 +71,15 @@ class _WsTransport:
         except _TRANSPORT_ERRORS as exc:
             raise ConnectionLost(f"send failed: {_describe(exc)}") from exc
 
+    async def send_many(self, frames: list[bytes]) -> None:
+        for frame in frames:  # trio-websocket writes one message per call
+            await self.send(frame)
 
-def _only_cancelled(exc: BaseException) -> bool:
+
+def only_cancelled(exc: BaseException) -> bool:
+    """True if ``exc`` is a Cancelled, or a group of nothing else (a shutdown, not a failure)."""
     if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(sub) for sub in exc.exceptions)
+        return all(only_cancelled(sub) for sub in exc.exceptions)
     return isinstance(exc, trio.Cancelled)
 
 
@@ -107,7 +116,7 @@ async def open_ws_transport(
                 yield _WsTransport(ws)
             except BaseException as exc:
                 body_exc = exc
-                if not _only_cancelled(exc):
+                if not only_cancelled(exc):
                     # The link is dead (or WeCom broke the protocol): do not wait the full
                     # disconnect timeout for a close handshake that will not come. (A plain
                     # cancellation, i.e. shutdown, still closes gracefully.)

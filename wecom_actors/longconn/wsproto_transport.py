@@ -33,7 +33,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..errors import ConnectionLost
-from .transport import ABORT_CLOSE_TIMEOUT, Transport
+from .transport import ABORT_CLOSE_TIMEOUT, Transport, only_cancelled
 
 __all__ = ["WsprotoTransport", "open_wsproto_transport"]
 
@@ -114,10 +114,10 @@ class WsprotoTransport:
         except _STREAM_ERRORS as exc:
             raise ConnectionLost(f"send failed: {type(exc).__name__}: {exc}") from exc
 
-    async def close(self, timeout: float) -> None:
-        """Close handshake within ``timeout``, then close the stream in any case."""
+    async def close(self, grace: float) -> None:
+        """Close handshake within ``grace`` seconds, then close the stream in any case."""
         try:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(grace):
                 if self._ws.state is ConnectionState.OPEN:
                     await self._send_bytes(self._ws.send(CloseConnection(code=1000)))
                 while self._ws.state is not ConnectionState.CLOSED and self._closed_reason is None:
@@ -193,14 +193,8 @@ async def open_wsproto_transport(
     try:
         yield transport
     except BaseException as exc:
-        failed = not _only_cancelled(exc)
+        failed = not only_cancelled(exc)
         raise
     finally:
         with trio.CancelScope(shield=True):
             await transport.close(ABORT_CLOSE_TIMEOUT if failed else disconnect_timeout)
-
-
-def _only_cancelled(exc: BaseException) -> bool:
-    if isinstance(exc, BaseExceptionGroup):
-        return all(_only_cancelled(sub) for sub in exc.exceptions)
-    return isinstance(exc, trio.Cancelled)

@@ -16,6 +16,8 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from ..errors import TerminalError
+
 __all__ = ["WebhookServer", "port_of_bind"]
 
 log = logging.getLogger("wecom_actors.webhook.server")
@@ -61,15 +63,32 @@ class WebhookServer:
         config.keep_alive_timeout = self.keep_alive_timeout
         return config
 
+    def _bind_error(self, exc: BaseException) -> BaseException:
+        """``Address already in use`` (deep inside hypercorn's nurseries) -> a TerminalError."""
+        if isinstance(exc, BaseExceptionGroup):
+            matched, rest = exc.split(OSError)
+            if matched is None or rest is not None:
+                return exc
+            while isinstance(matched, BaseExceptionGroup):
+                matched = matched.exceptions[0]
+            exc = matched
+        assert isinstance(exc, OSError)
+        return TerminalError(
+            f"WECOM_HOST/WECOM_PORT: cannot listen on {self.host}:{self.requested_port}: {exc.strerror or exc}"
+        )
+
     def shutdown(self) -> None:
         """Stop accepting connections; requests in flight get ``graceful_timeout`` seconds."""
         self._stop.set()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            self.binds = await nursery.start(
-                partial(serve, self.app, self.hypercorn_config(), shutdown_trigger=self._stop.wait, mode="asgi")
-            )
+            try:
+                self.binds = await nursery.start(
+                    partial(serve, self.app, self.hypercorn_config(), shutdown_trigger=self._stop.wait, mode="asgi")
+                )
+            except (OSError, BaseExceptionGroup) as exc:
+                raise self._bind_error(exc) from None
             self.port = port_of_bind(self.binds[0])
             log.info("webhook server listening on %s", ", ".join(self.binds))
             task_status.started(self.port)
