@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ import trio
 import trio.testing
 from Crypto.Cipher import AES
 
-from wecom_actors import BotConfig, BotHandle, serve_bot
+from wecom_actors import BotConfig, BotHandle, TerminalError, serve_bot
 from wecom_actors.crypto import WeComCrypto, pkcs7_pad
 from wecom_actors.webhook import parse_query
 
@@ -222,3 +223,13 @@ async def test_paths_methods_and_healthz(autojump_clock: trio.testing.MockClock)
             r = await client.put(path)
             assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
             assert handle.statistics().state == "serving"
+
+
+async def test_a_port_in_use_is_a_clear_terminal_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with trio.fail_after(10), pytest.RaisesGroup(pytest.RaisesExc(TerminalError, match="cannot listen on 127.0.0.1")):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_bot, config(port=port), "echo")

@@ -396,7 +396,7 @@ class FakeWebhookWeCom:
         """POST one callback, check its answer and poll its stream; returns what the user saw."""
         msgtype = payload["msgtype"]
         user = payload["from"]["userid"]
-        counted = msgtype != "event"
+        counted = msgtype not in ("event", "stream")  # §5.3 limits the user's messages
         if counted and self._in_flight.get(user, 0) >= self.max_in_flight:
             raise RuntimeError(f"user {user} already has {self.max_in_flight} messages in flight (spec §5.3)")
         view = WebhookView(payload["msgid"], msgtype, user, payload.get("chatid"), payload, trio.current_time())
