@@ -75,6 +75,6 @@ async def test_connect_failures_are_connection_lost() -> None:
     port = listener.getsockname()[1]
     listener.close()  # nothing listens there now
     with trio.fail_after(10):
-        with pytest.raises(ConnectionLost, match="connecting to 127.0.0.1"):
+        with pytest.raises(ConnectionLost, match=r"connecting to 127\.0\.0\.1"):
             async with open_wsproto_transport(f"ws://127.0.0.1:{port}/", connect_timeout=5, max_message_size=1000):
                 pass
