@@ -339,7 +339,9 @@ async def main(bots: dict[str, str], host: str) -> None:
     fake = BenchFake(bots=bots, record=False, rate_limit=False, idle_timeout=None)
     held = _Held()
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: serve_fake_openws(fake, host=host, task_status=task_status))
+        await nursery.start(
+            lambda task_status: serve_fake_openws(fake, host=host, task_status=task_status)
+        )
         _emit({"event": "ready", "url": fake.url, "pid": os.getpid()})
         stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
         async for cmd in _lines(stdin):
@@ -362,8 +364,9 @@ async def main(bots: dict[str, str], host: str) -> None:
                     result = await cmd_release(fake, held, cmd, cmd_id)
                 elif op == "say":
                     with trio.fail_after(float(cmd.get("timeout", 60.0))):
-                        cb = await fake.send_text(cmd["text"], user=cmd.get("user", "operator"),
-                                                  bot_id=cmd["bot_id"])  # fmt: skip
+                        cb = await fake.send_text(
+                            cmd["text"], user=cmd.get("user", "operator"), bot_id=cmd["bot_id"]
+                        )
                         r = fake.reply(cb.req_id)
                         if r.finished_at is None:
                             r.event = trio.Event()

@@ -102,7 +102,7 @@ class Child:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log_path = LOG_DIR / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             list(argv),
             cwd=ROOT,
@@ -165,12 +165,18 @@ def start_our_bot(
     name: str, url: str, bot_id: str, secret: str, *, handler: str = "echo", **settings: str
 ) -> Child:
     """``python -m wecom_actors.cli run --handler H --log-level WARNING`` against ``url``."""
-    env = clean_env(
-        WECOM_WS_URL=url, WECOM_BOT_ID=bot_id, WECOM_BOT_SECRET=secret, **settings
-    )
+    env = clean_env(WECOM_WS_URL=url, WECOM_BOT_ID=bot_id, WECOM_BOT_SECRET=secret, **settings)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH", "")]))
-    argv = [sys.executable, "-m", "wecom_actors.cli", "run", "--handler", handler,
-            "--log-level", "WARNING"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "wecom_actors.cli",
+        "run",
+        "--handler",
+        handler,
+        "--log-level",
+        "WARNING",
+    ]
     return Child(name, argv, env=env)
 
 
@@ -191,7 +197,11 @@ def ref_python() -> Path:
 def ensure_ref_venv(log: Callable[[str], None]) -> str:
     """Create benchmarks/.venv-ref with the official SDK on first use; return its version."""
     py = ref_python()
-    check = [str(py), "-c", "import importlib.metadata as m; print(m.version('wecom-aibot-python-sdk'))"]
+    check = [
+        str(py),
+        "-c",
+        "import importlib.metadata as m; print(m.version('wecom-aibot-python-sdk'))",
+    ]
     if py.exists():
         done = subprocess.run(check, capture_output=True, text=True)
         if done.returncode == 0:
@@ -218,10 +228,15 @@ class LoadGen:
     """Client of ``_loadgen.py`` (the fake WeCom in its own process)."""
 
     def __init__(self, procs: list[Child], bots: dict[str, str], *, name: str = "loadgen") -> None:
-        argv = [sys.executable, str(HERE / "_loadgen.py"),
-                "--bots", ",".join(f"{b}:{s}" for b, s in bots.items())]  # fmt: skip
-        self.child = Child(name, argv, env=clean_env(), stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE)  # fmt: skip
+        argv = [
+            sys.executable,
+            str(HERE / "_loadgen.py"),
+            "--bots",
+            ",".join(f"{b}:{s}" for b, s in bots.items()),
+        ]
+        self.child = Child(
+            name, argv, env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         procs.append(self.child)
         self.pid = self.child.pid
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -259,7 +274,9 @@ class LoadGen:
         cmd_id = next(self._ids)
         stdin = self.child.proc.stdin
         assert stdin is not None
-        stdin.write((json.dumps({"id": cmd_id, "op": op, "timeout": timeout, **args}) + "\n").encode())
+        stdin.write(
+            (json.dumps({"id": cmd_id, "op": op, "timeout": timeout, **args}) + "\n").encode()
+        )
         stdin.flush()
         deadline = time.monotonic() + timeout + 30.0
         while True:
@@ -379,8 +396,20 @@ class PySpy:
             raise RuntimeError("py-spy is not installed: pip install py-spy")
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [exe, "record", "--pid", str(pid), "--format", "raw", "--output", str(path),
-                "--rate", str(rate), "--nonblocking", "--function"]  # fmt: skip
+        argv = [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--output",
+            str(path),
+            "--rate",
+            str(rate),
+            "--nonblocking",
+            "--function",
+        ]
         self.child = Child(f"py-spy-{pid}", argv)
         procs.append(self.child)
         time.sleep(0.5)  # attached
@@ -406,7 +435,11 @@ def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, A
             incl_n[f] = incl_n.get(f, 0) + n
 
     def ranked(d: dict[str, int]) -> list[tuple[str, float]]:
-        return [(f, n / total) for f, n in sorted(d.items(), key=lambda kv: -kv[1])[:top]] if total else []
+        return (
+            [(f, n / total) for f, n in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+            if total
+            else []
+        )
 
     return {"samples": total, "self": ranked(self_n), "inclusive": ranked(incl_n)}
 

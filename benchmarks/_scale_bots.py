@@ -24,9 +24,12 @@ async def main(url: str, count: int, prefix: str, secret: str) -> None:
         async with trio.open_nursery() as nursery:
             for i in range(count):
                 config = wecom_actors.BotConfig(
-                    mode="long-connection", bot_id=f"{prefix}{i:03d}", bot_secret=secret,
-                    ws_url=url, log_level="WARNING",
-                )  # fmt: skip
+                    mode="long-connection",
+                    bot_id=f"{prefix}{i:03d}",
+                    bot_secret=secret,
+                    ws_url=url,
+                    log_level="WARNING",
+                )
                 nursery.start_soon(wecom_actors.serve_bot, config, wecom_actors.echo)
             async for _ in signals:
                 nursery.cancel_scope.cancel()

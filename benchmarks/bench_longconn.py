@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +33,44 @@ import _procs
 from _procs import LoadGen, ProgressLine
 
 DEFAULT_JSON = _common.RESULTS_DIR / "longconn.json"
-OURS, REF = "bot-ours", "bot-ref"
 SECRET = "bench-secret"
-SIDES = {OURS: "ours (wecom_actors)", REF: "reference (official SDK)"}
+
+
+@dataclass(frozen=True)
+class Side:
+    """One bot under test: ours (with some WECOM_* settings) or the reference."""
+
+    key: str
+    label: str
+    settings: tuple[tuple[str, str], ...] = ()
+    reference: bool = False
+
+    @property
+    def bot_id(self) -> str:
+        return f"bot-{self.key}"
+
+
+REF = Side("ref", "reference", reference=True)
+
+
+def sides_for(transport: str, only: str | None) -> list[Side]:
+    """ours (one per transport asked for) and the reference, in the order rounds run them."""
+    if transport == "both":
+        ours = [
+            Side("ours-tw", "ours[tw]", (("WECOM_TRANSPORT", "trio-websocket"),)),
+            Side("ours-wsproto", "ours[wsproto]", (("WECOM_TRANSPORT", "wsproto"),)),
+        ]
+    elif transport == "default":
+        ours = [Side("ours", "ours")]
+    else:
+        short = "tw" if transport == "trio-websocket" else transport
+        ours = [Side("ours", f"ours[{short}]", (("WECOM_TRANSPORT", transport),))]
+    if only == "ours":
+        return ours
+    if only == "ref":
+        return [REF]
+    return [*ours, REF]
+
 
 # figure key, label, unit format, target ratio (ours/ref must be <= it), lower is better
 FIGURES: list[tuple[str, str, str, float | None, bool]] = [
@@ -56,17 +93,29 @@ COUNTS = ["lost", "duplicated", "wrong"]
 
 
 def run_phase(
-    lg: LoadGen, bot: _procs.Child, bot_id: str, mode: str, args: argparse.Namespace,
-    tag: str, progress: ProgressLine, label: str,
-) -> dict[str, Any]:  # fmt: skip
+    lg: LoadGen,
+    bot: _procs.Child,
+    side: Side,
+    mode: str,
+    args: argparse.Namespace,
+    tag: str,
+    progress: ProgressLine,
+    label: str,
+) -> dict[str, Any]:
     n = args.users * args.messages
     lg.call("reset")
     cpu0 = _procs.cpu_seconds(bot.pid)
     ticks0 = _procs.cpu_ticks_seconds(bot.pid)
     res = lg.call(
-        "load", bot_id=bot_id, mode=mode, users=args.users, messages=args.messages,
-        timeout=args.timeout, tag=tag, on_progress=progress.bar(label),
-    )  # fmt: skip
+        "load",
+        bot_id=side.bot_id,
+        mode=mode,
+        users=args.users,
+        messages=args.messages,
+        timeout=args.timeout,
+        tag=tag,
+        on_progress=progress.bar(label),
+    )
     cpu = _procs.cpu_seconds(bot.pid) - cpu0
     ticks = _procs.cpu_ticks_seconds(bot.pid) - ticks0
     lat = _procs.latency_summary(res["latencies"])
@@ -88,38 +137,71 @@ def run_phase(
     }
 
 
-def run_round(
-    lg: LoadGen, bot_id: str, rnd: int, args: argparse.Namespace, subscribes: dict[str, int],
-    progress: ProgressLine, procs: list[_procs.Child],
-) -> dict[str, Any]:  # fmt: skip
-    name = f"longconn-{'ours' if bot_id == OURS else 'ref'}-r{rnd}"
-    label = f"round {rnd}/{args.rounds} {'ours' if bot_id == OURS else 'ref '}"
-    t0 = time.monotonic()
-    if bot_id == OURS:
-        # A burst queues M messages per user: the per-conversation queue must hold them
-        # (default 8; beyond it a message is answered "busy" by design).
-        bot = _procs.start_our_bot(
-            name, lg.url, OURS, SECRET,
-            WECOM_SESSION_QUEUE_SIZE=str(max(8, args.messages)),
-            WECOM_HANDLER_CONCURRENCY=str(max(64, args.users)),
-        )  # fmt: skip
-    else:
-        bot = _procs.start_reference_bot(name, lg.url, REF, SECRET)
+def start_bot(lg: LoadGen, side: Side, name: str, args: argparse.Namespace) -> _procs.Child:
+    if side.reference:
+        return _procs.start_reference_bot(name, lg.url, side.bot_id, SECRET)
+    # A burst queues M messages per user: the per-conversation queue must hold them
+    # (default 8; beyond it a message is answered "busy" by design).
+    settings = {
+        "WECOM_SESSION_QUEUE_SIZE": str(max(8, args.messages)),
+        "WECOM_HANDLER_CONCURRENCY": str(max(64, args.users)),
+        **dict(side.settings),
+    }
+    return _procs.start_our_bot(name, lg.url, side.bot_id, SECRET, **settings)
+
+
+def start_and_warm(
+    lg: LoadGen,
+    side: Side,
+    name: str,
+    args: argparse.Namespace,
+    subscribes: dict[str, int],
+    procs: list[_procs.Child],
+    tag: str,
+) -> _procs.Child:
+    bot = start_bot(lg, side, name, args)
     procs.append(bot)
+    subscribes[side.key] = subscribes.get(side.key, 0) + 1
     try:
-        subscribes[bot_id] += 1
-        progress.show(f"{label} starting")
-        try:
-            lg.call("wait_subscribed", bot_id=bot_id, count=subscribes[bot_id], timeout=30.0)
-        except _procs.LoadGenError:
-            raise RuntimeError(f"{name} did not subscribe:\n{bot.log_tail()}") from None
+        lg.call("wait_subscribed", bot_id=side.bot_id, count=subscribes[side.key], timeout=30.0)
+    except _procs.LoadGenError:
+        raise RuntimeError(f"{name} did not subscribe:\n{bot.log_tail()}") from None
+    # warm-up, not measured: imports, first-use allocations, caches
+    lg.call(
+        "load",
+        bot_id=side.bot_id,
+        mode="closed",
+        users=min(10, args.users),
+        messages=3,
+        timeout=30.0,
+        tag=tag,
+    )
+    return bot
+
+
+def run_round(
+    lg: LoadGen,
+    side: Side,
+    rnd: int,
+    args: argparse.Namespace,
+    subscribes: dict[str, int],
+    progress: ProgressLine,
+    procs: list[_procs.Child],
+) -> dict[str, Any]:
+    name = f"longconn-{side.key}-r{rnd}"
+    label = f"round {rnd}/{args.rounds} {side.label}"
+    t0 = time.monotonic()
+    progress.show(f"{label}: starting")
+    bot = start_and_warm(lg, side, name, args, subscribes, procs, f"w{rnd}{side.key}")
+    try:
         startup = time.monotonic() - t0
-        lg.call("load", bot_id=bot_id, mode="closed", users=min(10, args.users), messages=3,
-                timeout=30.0, tag=f"w{rnd}{bot_id[-1]}")  # fmt: skip  # warm-up
-        closed = run_phase(lg, bot, bot_id, "closed", args, f"c{rnd}{bot_id[-1]}", progress,
-                           f"{label} closed")  # fmt: skip
-        burst = run_phase(lg, bot, bot_id, "burst", args, f"b{rnd}{bot_id[-1]}", progress,
-                          f"{label} burst ")  # fmt: skip
+        load0 = os.getloadavg()[0]
+        closed = run_phase(
+            lg, bot, side, "closed", args, f"c{rnd}{side.key}", progress, f"{label} closed"
+        )
+        burst = run_phase(
+            lg, bot, side, "burst", args, f"b{rnd}{side.key}", progress, f"{label} burst "
+        )
         mem = _procs.memory_kb(bot.pid)
         if not bot.alive():
             raise RuntimeError(f"{name} died:\n{bot.log_tail()}")
@@ -127,51 +209,53 @@ def run_round(
         code = bot.stop()
         procs.remove(bot)
     progress.log(
-        f"{label}: closed cpu {closed['cpu_us_per_msg']:.0f} µs/msg, p99 {closed['p99_ms']:.1f} ms; "
-        f"burst cpu {burst['cpu_us_per_msg']:.0f} µs/msg, p99 {burst['p99_ms']:.0f} ms; "
+        f"{label}: closed {closed['cpu_us_per_msg']:.0f} µs/msg, p99 {closed['p99_ms']:.1f} ms; "
+        f"burst {burst['cpu_us_per_msg']:.0f} µs/msg, p99 {burst['p99_ms']:.0f} ms; "
         f"peak RSS {mem['VmHWM'] / 1024:.1f} MB; lost {closed['lost'] + burst['lost']}, "
         f"dup {closed['duplicated'] + burst['duplicated']}, wrong {closed['wrong'] + burst['wrong']}"
     )
     return {
         "round": rnd,
-        "bot": bot_id,
+        "bot": side.key,
         "closed": closed,
         "burst": burst,
         "peak_rss_mb": mem["VmHWM"] / 1024,
         "rss_mb": mem["VmRSS"] / 1024,
         "startup_s": startup,
         "exit_code": code,
+        "loadavg_1min_before": load0,
         "log": str(bot.log_path.relative_to(_procs.ROOT)),
     }
 
 
 def profile_pass(
-    lg: LoadGen, bot_id: str, args: argparse.Namespace, subscribes: dict[str, int],
-    progress: ProgressLine, procs: list[_procs.Child],
-) -> dict[str, Any]:  # fmt: skip
+    lg: LoadGen,
+    side: Side,
+    args: argparse.Namespace,
+    subscribes: dict[str, int],
+    progress: ProgressLine,
+    procs: list[_procs.Child],
+) -> dict[str, Any]:
     """One more closed + burst pass with py-spy attached (its figures are not reported)."""
-    side = "ours" if bot_id == OURS else "ref"
-    if bot_id == OURS:
-        bot = _procs.start_our_bot(
-            f"longconn-{side}-profile", lg.url, OURS, SECRET,
-            WECOM_SESSION_QUEUE_SIZE=str(max(8, args.messages)),
-            WECOM_HANDLER_CONCURRENCY=str(max(64, args.users)),
-        )  # fmt: skip
-    else:
-        bot = _procs.start_reference_bot(f"longconn-{side}-profile", lg.url, REF, SECRET)
-    procs.append(bot)
-    path = _common.RESULTS_DIR / f"profile-longconn-{side}.txt"
+    bot = start_and_warm(
+        lg, side, f"longconn-{side.key}-profile", args, subscribes, procs, f"wp{side.key}"
+    )
+    path = _common.RESULTS_DIR / f"profile-longconn-{side.key}.txt"
     try:
-        subscribes[bot_id] += 1
-        lg.call("wait_subscribed", bot_id=bot_id, count=subscribes[bot_id], timeout=30.0)
-        lg.call("load", bot_id=bot_id, mode="closed", users=min(10, args.users), messages=3,
-                timeout=30.0, tag=f"wp{bot_id[-1]}")  # fmt: skip
         spy = _procs.PySpy(procs, bot.pid, path)
         try:
             for mode in ("closed", "burst"):
-                lg.call("load", bot_id=bot_id, mode=mode, users=args.users, messages=args.messages,
-                        timeout=args.timeout, tag=f"p{mode[0]}{bot_id[-1]}",
-                        on_progress=progress.bar(f"profiling {side} {mode}"))  # fmt: skip
+                lg.call("reset")
+                lg.call(
+                    "load",
+                    bot_id=side.bot_id,
+                    mode=mode,
+                    users=args.users,
+                    messages=args.messages,
+                    timeout=args.timeout,
+                    tag=f"p{mode[0]}{side.key}",
+                    on_progress=progress.bar(f"profiling {side.label} {mode}"),
+                )
         finally:
             spy.stop()
             procs.remove(spy.child)
@@ -190,52 +274,62 @@ def _get(r: dict[str, Any], key: str) -> float:
     return float(obj)
 
 
-def summarize(rounds: list[dict[str, Any]], sides: list[str]) -> dict[str, Any]:
-    summary: dict[str, Any] = {"figures": {}, "counts": {}}
+def summarize(rounds: list[dict[str, Any]], sides: list[Side]) -> dict[str, Any]:
+    ref = next((s for s in sides if s.reference), None)
+    ours = [s for s in sides if not s.reference]
+    summary: dict[str, Any] = {
+        "sides": {s.key: s.label for s in sides},
+        "figures": {},
+        "counts": {},
+    }
     for key, label, _, target, lower in FIGURES:
         row: dict[str, Any] = {"label": label, "target_ratio": target, "lower_is_better": lower}
         for side in sides:
-            row[side] = _procs.median([_get(r, key) for r in rounds if r["bot"] == side])
-        if OURS in sides and REF in sides and row[REF]:
-            row["ratio"] = row[OURS] / row[REF]
-            if target is not None:
-                row["met"] = row["ratio"] <= target
+            row[side.key] = _procs.median([_get(r, key) for r in rounds if r["bot"] == side.key])
+        if ref is not None:
+            for side in ours:
+                if row[ref.key]:
+                    row[f"ratio:{side.key}"] = ratio = row[side.key] / row[ref.key]
+                    if target is not None:
+                        row[f"met:{side.key}"] = ratio <= target
         summary["figures"][key] = row
     for side in sides:
-        mine = [r for r in rounds if r["bot"] == side]
-        summary["counts"][side] = {
-            c: sum(r[m][c] for r in mine for m in ("closed", "burst")) for c in COUNTS
-        }
-        summary["counts"][side]["messages"] = sum(
-            r[m]["messages"] for r in mine for m in ("closed", "burst")
-        )
+        mine = [r for r in rounds if r["bot"] == side.key]
+        counts = {c: sum(r[m][c] for r in mine for m in ("closed", "burst")) for c in COUNTS}
+        counts["messages"] = sum(r[m]["messages"] for r in mine for m in ("closed", "burst"))
+        summary["counts"][side.key] = counts
     return summary
 
 
-def render(summary: dict[str, Any], sides: list[str]) -> str:
-    both = OURS in sides and REF in sides
-    headers = ["figure (median over rounds)", *(SIDES[s].split(" ")[0] for s in sides)]
-    if both:
-        headers += ["ours/ref", "target", "met"]
+def render(summary: dict[str, Any], sides: list[Side]) -> str:
+    ref = next((s for s in sides if s.reference), None)
+    ours = [s for s in sides if not s.reference]
+    compare = ours if ref is not None else []
+    many = len(compare) > 1
+    headers = ["figure (median over rounds)", *(s.label for s in sides)]
+    headers += [f"{s.label}/ref" if many else "ours/ref" for s in compare]
+    if compare:
+        headers.append("target")
+    headers += [f"met {s.label}" if many else "met" for s in compare]
     cells = []
     for key, _, fmt, target, _ in FIGURES:
         row = summary["figures"][key]
-        line = [row["label"], *(fmt.format(row[s]) for s in sides)]
-        if both:
-            line += [
-                f"{row['ratio']:.2f}" if "ratio" in row else "",
-                f"<= {target:.1f}" if target is not None else "",
-                ("yes" if row["met"] else "NO") if "met" in row else "",
-            ]
+        line = [row["label"], *(fmt.format(row[s.key]) for s in sides)]
+        line += [f"{row[f'ratio:{s.key}']:.2f}" if f"ratio:{s.key}" in row else "" for s in compare]
+        if compare:
+            line.append(f"<= {target:.1f}" if target is not None else "")
+        line += [
+            ("yes" if row[f"met:{s.key}"] else "NO") if f"met:{s.key}" in row else ""
+            for s in compare
+        ]
         cells.append(line)
     for c in COUNTS:
-        line = [f"{c} replies (all rounds)", *(str(summary["counts"][s][c]) for s in sides)]
-        if both:
-            ok = all(summary["counts"][s][c] == 0 for s in sides)
-            ours_ok = summary["counts"][OURS][c] == 0
-            line += ["", "0 (ours)", "yes" if ours_ok else "NO"]
-            if not ok and ours_ok:
-                line[-1] = "yes (ref not 0)"
+        counts = summary["counts"]
+        line = [f"{c} replies (all rounds)", *(str(counts[s.key][c]) for s in sides)]
+        line += ["" for _ in compare]
+        if compare:
+            line.append("0")
+        line += ["yes" if counts[s.key][c] == 0 else "NO" for s in compare]
         cells.append(line)
     align = "<" + ">" * (len(headers) - 1)
     return _common.format_table(headers, cells, align)
@@ -247,7 +341,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=20, help="messages per user (default 20)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per bot (default 5)")
     parser.add_argument("--only", choices=("ours", "ref"), help="run one bot only")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per phase (default 60)")
+    parser.add_argument(
+        "--transport",
+        choices=("default", "trio-websocket", "wsproto", "both"),
+        default="default",
+        help="our bot's WECOM_TRANSPORT: the package default (not set), one engine, or both "
+        "engines as two bots side by side (default: default)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds per phase (default 60)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -256,27 +359,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
-    sides = [OURS, REF] if args.only is None else [OURS if args.only == "ours" else REF]
+    sides = sides_for(args.transport, args.only)
     progress = ProgressLine()
     t_start = time.monotonic()
+    load_start = os.getloadavg()
     ref_version = None
-    if REF in sides:
+    if any(s.reference for s in sides):
         ref_version = _procs.ensure_ref_venv(progress.log)
     rounds: list[dict[str, Any]] = []
     profiles: dict[str, Any] = {}
-    subscribes = dict.fromkeys((OURS, REF), 0)
+    subscribes: dict[str, int] = {}
     with _procs.children() as procs:
-        lg = LoadGen(procs, {OURS: SECRET, REF: SECRET})
+        lg = LoadGen(procs, {s.bot_id: SECRET for s in sides})
         progress.log(
             f"fake WeCom at {lg.url} (pid {lg.pid}); {args.users} users x {args.messages} messages, "
-            f"{args.rounds} rounds, {' / '.join(SIDES[s] for s in sides)} interleaved"
+            f"{args.rounds} rounds, {' / '.join(s.label for s in sides)} interleaved"
         )
         for rnd in range(1, args.rounds + 1):
             for side in sides:
                 rounds.append(run_round(lg, side, rnd, args, subscribes, progress, procs))
         if args.profile:
             for side in sides:
-                profiles[side] = profile_pass(lg, side, args, subscribes, progress, procs)
+                profiles[side.key] = profile_pass(lg, side, args, subscribes, progress, procs)
         lg.quit()
     progress.done()
     summary = summarize(rounds, sides)
@@ -285,16 +389,29 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - t_start
     print(
         f"\n{args.users} users x {args.messages} messages per phase, {args.rounds} rounds per bot; "
-        f"{m['python']}, {m['cpu_count']} x {m['cpu_model']}; {elapsed:.0f} s in all. "
-        "Ratios < 1 are better for ours, except throughput."
+        f"{m['python']}, {m['cpu_count']} x {m['cpu_model']}; {elapsed:.0f} s in all; load average "
+        f"{load_start[0]:.2f} at start. Ratios below 1 favour ours, except for throughput."
     )
+    for key, prof in profiles.items():
+        print(
+            f"\nprofile of {summary['sides'][key]} (closed + burst, py-spy, CPU samples): {prof['path']}"
+        )
+        print(_procs.format_profile(prof))
     payload = {
         "benchmark": "longconn",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": m,
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "sides": [
+            {"key": s.key, "label": s.label, "settings": dict(s.settings), "reference": s.reference}
+            for s in sides
+        ],
         "packages": {
-            **_common.package_versions("wecom-actors", "trio", "trio-websocket", "msgspec"),
+            **_common.package_versions(
+                "wecom-actors", "trio", "trio-websocket", "wsproto", "msgspec"
+            ),
             "wecom-aibot-python-sdk (reference venv)": ref_version,
         },
         "elapsed_s": elapsed,
@@ -304,9 +421,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    for side, prof in profiles.items():
-        print(f"\nprofile of {SIDES[side]} (closed + burst, py-spy, CPU samples): {prof['path']}")
-        print(_procs.format_profile(prof))
     print(f"results written to {args.json}")
     return 0
 

@@ -49,10 +49,20 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
         t0 = time.monotonic()
         bots = Child(
             "scale-bots",
-            [sys.executable, str(_procs.HERE / "_scale_bots.py"), "--url", lg.url,
-             "--count", str(n), "--prefix", prefix, "--secret", SECRET],
+            [
+                sys.executable,
+                str(_procs.HERE / "_scale_bots.py"),
+                "--url",
+                lg.url,
+                "--count",
+                str(n),
+                "--prefix",
+                prefix,
+                "--secret",
+                SECRET,
+            ],
             env=_procs.clean_env(),
-        )  # fmt: skip
+        )
         procs.append(bots)
         for i, bot_id in enumerate(bot_ids, 1):
             progress.show(f"{n} bots: waiting for subscribes {i}/{n}")
@@ -62,10 +72,19 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
                 raise RuntimeError(f"{bot_id} did not subscribe:\n{bots.log_tail()}") from None
         startup = time.monotonic() - t0
         stats = lg.call("stats")
-        progress.log(f"{n} bots subscribed in {startup:.1f} s ({stats['live_connections']} live connections)")
+        progress.log(
+            f"{n} bots subscribed in {startup:.1f} s ({stats['live_connections']} live connections)"
+        )
         # a first message per bot: lazy imports and first-use allocations are not "idle"
-        lg.call("steady", bot_ids=bot_ids, rate=2.0, seconds=0.5, timeout=60.0, tag="w",
-                on_progress=progress.bar(f"{n} bots: warm-up"))  # fmt: skip
+        lg.call(
+            "steady",
+            bot_ids=bot_ids,
+            rate=2.0,
+            seconds=0.5,
+            timeout=60.0,
+            tag="w",
+            on_progress=progress.bar(f"{n} bots: warm-up"),
+        )
         lg.call("reset")
         progress.show(f"{n} bots: idle {args.idle:.0f} s")
         cpu0 = _procs.cpu_seconds(bots.pid)
@@ -78,10 +97,14 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
         cpu0 = _procs.cpu_seconds(bots.pid)
         t_load = time.monotonic()
         res = lg.call(
-            "steady", bot_ids=bot_ids, rate=args.rate, seconds=args.load_seconds,
-            timeout=args.load_seconds + 60.0, tag="l",
+            "steady",
+            bot_ids=bot_ids,
+            rate=args.rate,
+            seconds=args.load_seconds,
+            timeout=args.load_seconds + 60.0,
+            tag="l",
             on_progress=progress.bar(f"{n} bots: {args.rate:g} msg/s each"),
-        )  # fmt: skip
+        )
         wall = time.monotonic() - t_load
         load_cpu = _procs.cpu_seconds(bots.pid) - cpu0
         load_mem = _mem(bots.pid)
@@ -126,10 +149,15 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
     with _procs.children() as procs:
         lg = LoadGen(procs, {bot_id: SECRET}, name="scale-streams-loadgen")
         bot = _procs.start_our_bot(
-            "scale-streams", lg.url, bot_id, SECRET, handler="_hold_handler:hold",
+            "scale-streams",
+            lg.url,
+            bot_id,
+            SECRET,
+            handler="_hold_handler:hold",
             WECOM_HANDLER_CONCURRENCY=str(n + 100),
-            WECOM_ACK_TIMEOUT="60", **extra,
-        )  # fmt: skip
+            WECOM_ACK_TIMEOUT="60",
+            **extra,
+        )
         procs.append(bot)
         try:
             lg.call("wait_subscribed", bot_id=bot_id, count=1, timeout=30.0)
@@ -147,8 +175,14 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
             lg.call("say", bot_id=bot_id, text=f"/snapshot {snapshots[0]}", timeout=60.0)
         progress.log(f"{n} streams: idle RSS {idle['rss_mb']:.1f} MB")
         cpu0 = _procs.cpu_seconds(bot.pid)
-        held = lg.call("hold", bot_id=bot_id, count=n, timeout=args.timeout, tag="h",
-                       on_progress=progress.bar(f"{n} streams: opening"))  # fmt: skip
+        held = lg.call(
+            "hold",
+            bot_id=bot_id,
+            count=n,
+            timeout=args.timeout,
+            tag="h",
+            on_progress=progress.bar(f"{n} streams: opening"),
+        )
         open_cpu = _procs.cpu_seconds(bot.pid) - cpu0
         time.sleep(1.0)
         loaded = _mem(bot.pid)
@@ -159,8 +193,12 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
             f"(+{loaded['rss_mb'] - idle['rss_mb']:.1f} MB)"
         )
         cpu0 = _procs.cpu_seconds(bot.pid)
-        rel = lg.call("release", bot_id=bot_id, timeout=args.timeout,
-                      on_progress=progress.bar(f"{n} streams: finishing"))  # fmt: skip
+        rel = lg.call(
+            "release",
+            bot_id=bot_id,
+            timeout=args.timeout,
+            on_progress=progress.bar(f"{n} streams: finishing"),
+        )
         release_cpu = _procs.cpu_seconds(bot.pid) - cpu0
         time.sleep(1.0)
         after = _mem(bot.pid)
@@ -223,33 +261,66 @@ def render(results: dict[str, Any]) -> str:
         n = b["bots"]
         rows += [
             [f"{n} bots, one process: start to all subscribed", f"{b['startup_s']:.1f} s", "", ""],
-            [f"{n} bots idle ({b['idle_seconds']:.0f} s): RSS", f"{b['idle_rss_mb']:.1f} MB",
-             f"< {TARGET_BOTS_MB:.0f} MB", "yes" if b["idle_rss_mb"] < TARGET_BOTS_MB else "NO"],
+            [
+                f"{n} bots idle ({b['idle_seconds']:.0f} s): RSS",
+                f"{b['idle_rss_mb']:.1f} MB",
+                f"< {TARGET_BOTS_MB:.0f} MB",
+                "yes" if b["idle_rss_mb"] < TARGET_BOTS_MB else "NO",
+            ],
             [f"{n} bots idle: CPU", f"{b['idle_cpu_percent']:.2f}% of a core", "", ""],
-            [f"{n} bots, {b['load_rate_per_bot']:g} msg/s each: peak RSS", f"{b['load_peak_rss_mb']:.1f} MB",
-             f"< {TARGET_BOTS_MB:.0f} MB", "yes" if b["met"] else "NO"],
+            [
+                f"{n} bots, {b['load_rate_per_bot']:g} msg/s each: peak RSS",
+                f"{b['load_peak_rss_mb']:.1f} MB",
+                f"< {TARGET_BOTS_MB:.0f} MB",
+                "yes" if b["met"] else "NO",
+            ],
             [f"{n} bots under load: CPU", f"{b['load_cpu_percent']:.1f}% of a core", "", ""],
             [f"{n} bots under load: CPU per message", f"{b['load_cpu_us_per_msg']:.0f} µs", "", ""],
-            [f"{n} bots under load: latency p50 / p99", f"{b['load_p50_ms']:.1f} / {b['load_p99_ms']:.1f} ms", "", ""],
-            [f"{n} bots under load: lost / dup / wrong of {b['load_messages']}",
-             f"{b['load_lost']} / {b['load_duplicated']} / {b['load_wrong']}", "0",
-             "yes" if not (b["load_lost"] or b["load_duplicated"] or b["load_wrong"]) else "NO"],
-        ]  # fmt: skip
+            [
+                f"{n} bots under load: latency p50 / p99",
+                f"{b['load_p50_ms']:.1f} / {b['load_p99_ms']:.1f} ms",
+                "",
+                "",
+            ],
+            [
+                f"{n} bots under load: lost / dup / wrong of {b['load_messages']}",
+                f"{b['load_lost']} / {b['load_duplicated']} / {b['load_wrong']}",
+                "0",
+                "yes" if not (b["load_lost"] or b["load_duplicated"] or b["load_wrong"]) else "NO",
+            ],
+        ]
     if "streams" in results:
         s = results["streams"]
         n = s["streams"]
         rows += [
             ["one bot: idle RSS", f"{s['idle_rss_mb']:.1f} MB", "", ""],
-            [f"{n:,} in-flight streams: RSS above idle", f"{s['rss_above_idle_mb']:.1f} MB",
-             f"< {TARGET_STREAMS_MB:.0f} MB", "yes" if s["rss_above_idle_mb"] < TARGET_STREAMS_MB else "NO"],
+            [
+                f"{n:,} in-flight streams: RSS above idle",
+                f"{s['rss_above_idle_mb']:.1f} MB",
+                f"< {TARGET_STREAMS_MB:.0f} MB",
+                "yes" if s["rss_above_idle_mb"] < TARGET_STREAMS_MB else "NO",
+            ],
             ["memory per in-flight stream", f"{s['kb_per_stream']:.2f} KB", "", ""],
-            [f"{n:,} streams open (first frame acked)", f"{s['streams_open']} in {s['open_seconds']:.1f} s", "", ""],
-            ["CPU per stream: open / finish", f"{s['open_cpu_us_per_stream']:.0f} / {s['release_cpu_us_per_stream']:.0f} µs", "", ""],
-            ["finished after release (lost / dup / wrong)",
-             f"{s['finished']} in {s['release_seconds']:.1f} s ({s['lost']} / {s['duplicated']} / {s['wrong']})",
-             f"{n}", "yes" if s["finished"] == n and not (s["duplicated"] or s["wrong"]) else "NO"],
+            [
+                f"{n:,} streams open (first frame acked)",
+                f"{s['streams_open']} in {s['open_seconds']:.1f} s",
+                "",
+                "",
+            ],
+            [
+                "CPU per stream: open / finish",
+                f"{s['open_cpu_us_per_stream']:.0f} / {s['release_cpu_us_per_stream']:.0f} µs",
+                "",
+                "",
+            ],
+            [
+                "finished after release (lost / dup / wrong)",
+                f"{s['finished']} in {s['release_seconds']:.1f} s ({s['lost']} / {s['duplicated']} / {s['wrong']})",
+                f"{n}",
+                "yes" if s["finished"] == n and not (s["duplicated"] or s["wrong"]) else "NO",
+            ],
             ["RSS after release", f"{s['after_release_rss_mb']:.1f} MB", "", ""],
-        ]  # fmt: skip
+        ]
     return _common.format_table(["figure", "value", "target", "met"], rows, "<>>>")
 
 
@@ -260,7 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds (default 10)")
     parser.add_argument("--rate", type=float, default=1.0, help="messages/s per bot (default 1)")
     parser.add_argument("--load-seconds", type=float, default=10.0, help="default 10")
-    parser.add_argument("--streams", type=int, default=10_000, help="in-flight streams (default 10000)")
+    parser.add_argument(
+        "--streams", type=int, default=10_000, help="in-flight streams (default 10000)"
+    )
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per streams phase")
     parser.add_argument(
         "--tracemalloc",
@@ -288,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": m,
         "loadavg_end": os.getloadavg(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
-        "packages": _common.package_versions("wecom-actors", "trio", "trio-websocket", "msgspec", "httpx"),
+        "packages": _common.package_versions(
+            "wecom-actors", "trio", "trio-websocket", "msgspec", "httpx"
+        ),
         "elapsed_s": elapsed,
         "results": results,
     }

@@ -31,7 +31,7 @@ import asyncio
 import os
 import signal
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aibot.ws
@@ -48,7 +48,7 @@ class Logger:
 
     def _log(self, level: int, name: str, message: str, *args: object) -> None:
         if level >= self.level:
-            stamp = datetime.now(timezone.utc).isoformat()
+            stamp = datetime.now(UTC).isoformat()
             print(f"[{stamp}] [reference-bot] [{name}] {message}", *args, file=sys.stderr)
 
     def debug(self, message: str, *args: object) -> None:

@@ -267,6 +267,14 @@ async def test_invalid_input_sends_nothing() -> None:
 # --- end to end: echo's /upload against the bundled fake ----------------------------------------
 
 
+@pytest.fixture
+def io_clock() -> trio.testing.MockClock:
+    """Virtual time that jumps only after 20 ms of real idleness. A 700 KB chunk frame takes
+    real time on the loopback socket; with autojump_threshold=0 the clock could jump while it is
+    still in transit and fire ack or write timeouts that real time would never reach."""
+    return trio.testing.MockClock(autojump_threshold=0.02)
+
+
 def bot_config(fake: FakeWeCom, **changes: object) -> BotConfig:
     return BotConfig(
         mode="long-connection",
@@ -299,7 +307,7 @@ async def wait_file(fake: FakeWeCom, user: str = "alice") -> Any:
     return next(b for b in fake.conversation(user) if b.kind == "file")
 
 
-async def test_upload_1500000_bytes_end_to_end(autojump_clock: trio.testing.MockClock) -> None:
+async def test_upload_1500000_bytes_end_to_end(io_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         async with echo_bot() as (fake, _):
             await fake.send_text("/upload 1500000")
@@ -314,7 +322,7 @@ async def test_upload_1500000_bytes_end_to_end(autojump_clock: trio.testing.Mock
             assert [b.kind for b in fake.conversation("alice")] == ["file"]
 
 
-async def test_a_refused_chunk_is_retried_end_to_end(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_refused_chunk_is_retried_end_to_end(io_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         async with echo_bot() as (fake, _):
             fake.faults.ack_errors(50001, cmd=CHUNK, count=1, errmsg="system error")
@@ -325,7 +333,7 @@ async def test_a_refused_chunk_is_retried_end_to_end(autojump_clock: trio.testin
             assert len(chunks) == 4 and sorted({f.body["chunk_index"] for f in chunks}) == [0, 1, 2]
 
 
-async def test_a_drop_mid_upload_resumes_the_same_session(autojump_clock: trio.testing.MockClock) -> None:
+async def test_a_drop_mid_upload_resumes_the_same_session(io_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(120):
         async with echo_bot() as (fake, bot):
             # The first chunk is still being processed when the connection dies: not applied.
@@ -348,7 +356,7 @@ async def test_a_drop_mid_upload_resumes_the_same_session(autojump_clock: trio.t
             assert bot.statistics().reconnects == 1
 
 
-async def test_too_large_uploads_fail_clearly(autojump_clock: trio.testing.MockClock) -> None:
+async def test_too_large_uploads_fail_clearly(io_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         async with echo_bot() as (fake, bot):
             cb = await fake.send_text("/upload 20971521")

@@ -65,7 +65,7 @@ def _demo(args: argparse.Namespace) -> int:
     import trio
 
     if args.mode == "webhook":
-        from .testing import webhook_demo_transcript  # type: ignore[attr-defined]
+        from .testing import webhook_demo_transcript
 
         return trio.run(webhook_demo_transcript)
     from .demo import longconn_demo

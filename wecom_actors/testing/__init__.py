@@ -28,6 +28,16 @@ from ._openws_records import (
     UploadedMedia,
 )
 from ._state import FakeErrcode
+from ._webhook import (
+    FakeWebhookErrcode,
+    FakeWebhookWeCom,
+    ResponseUrlPost,
+    VerifyResult,
+    WebhookConformanceError,
+    WebhookView,
+    open_fake_webhook,
+    webhook_demo_transcript,
+)
 
 __all__ = [
     "Bubble",
@@ -36,11 +46,19 @@ __all__ = [
     "FakeErrcode",
     "FakeStatistics",
     "FakeWeCom",
+    "FakeWebhookErrcode",
+    "FakeWebhookWeCom",
     "FaultInjector",
     "NotConnected",
     "RecordedFrame",
+    "ResponseUrlPost",
     "StreamView",
     "UploadedMedia",
+    "VerifyResult",
+    "WebhookConformanceError",
+    "WebhookView",
+    "open_fake_webhook",
     "open_fake_wecom",
     "serve_fake_openws",
+    "webhook_demo_transcript",
 ]

@@ -243,6 +243,8 @@ class FakeWebhookWeCom:
         self._media: dict[str, tuple[bytes, float, str | None]] = {}
         self._in_flight: dict[str, int] = {}
         self._posted = trio.Event()
+        self._active = 0
+        self._idle = trio.Event()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -572,12 +574,27 @@ class FakeWebhookWeCom:
 
     # --- the fake's own HTTP server: media and response_url -------------------------------------
 
+    async def wait_idle(self) -> None:
+        """Wait until no request to the fake's own server (media, response_url) is being answered."""
+        while self._active:
+            await self._idle.wait()
+
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
+        self._active += 1
+        try:
+            await self._serve_one(scope, receive, send)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+                self._idle = trio.Event()
+
+    async def _serve_one(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path, method, now = scope["path"], scope["method"], trio.current_time()
         status, body, ctype, extra = 404, b"not found", b"text/plain", []
         if path.startswith("/media/") and method == "GET":
@@ -638,6 +655,8 @@ async def open_fake_webhook(bot_url: str, **kwargs: Any) -> AsyncIterator[FakeWe
         try:
             yield fake
         finally:
+            with trio.move_on_after(2):  # let a response_url POST in flight get its answer
+                await fake.wait_idle()
             nursery.cancel_scope.cancel()
 
 

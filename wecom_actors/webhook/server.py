@@ -89,6 +89,5 @@ class WebhookServer:
                 )
             except (OSError, BaseExceptionGroup) as exc:
                 raise self._bind_error(exc) from None
-            self.port = port_of_bind(self.binds[0])
-            log.info("webhook server listening on %s", ", ".join(self.binds))
+            self.port = port_of_bind(self.binds[0])  # hypercorn logs "Running on ..." itself
             task_status.started(self.port)
