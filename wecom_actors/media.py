@@ -41,7 +41,7 @@ import trio
 from .crypto import decrypt_media
 from .errors import CryptoError, MediaError
 
-__all__ = ["MediaPayload", "MediaPolicy", "Resolver", "download_media"]
+__all__ = ["MediaPayload", "MediaPolicy", "Resolver", "check_host", "default_resolver", "download_media"]
 
 #: ``resolver(host, port) -> [address, ...]``; the default uses ``trio.socket.getaddrinfo``.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -84,7 +84,7 @@ async def download_media(
     webhook EncodingAESKey). ``client`` belongs to the caller; redirects are never delegated to
     it. Raises :class:`MediaError` on any failure.
     """
-    resolve = _default_resolver if resolver is None else resolver
+    resolve = default_resolver if resolver is None else resolver
     host = _host_for_message(url)
     try:
         with trio.fail_after(policy.timeout):
@@ -120,7 +120,7 @@ async def _fetch(
     redirects = 0
     while True:
         host = target.host
-        await _check_host(host, target.port or _DEFAULT_PORTS[target.scheme], policy, resolve)
+        await check_host(host, target.port or _DEFAULT_PORTS[target.scheme], policy, resolve)
         try:
             async with client.stream(
                 "GET",
@@ -186,12 +186,12 @@ def _host_for_message(url: str) -> str:
 # --- address checks ------------------------------------------------------------------------------
 
 
-async def _default_resolver(host: str, port: int) -> list[str]:
+async def default_resolver(host: str, port: int) -> list[str]:
     infos = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
 
 
-async def _check_host(host: str, port: int, policy: MediaPolicy, resolve: Resolver) -> None:
+async def check_host(host: str, port: int, policy: MediaPolicy, resolve: Resolver) -> None:
     if policy.allow_private:
         return
     literal = _as_ip(host)

@@ -27,7 +27,7 @@ import msgspec
 import trio
 
 from ..errors import MediaError, RequestError, StaleReply
-from ..media import MediaPolicy, Resolver, _check_host, _default_resolver
+from ..media import MediaPolicy, Resolver, check_host, default_resolver
 from ..protocol.limits import MAX_CONTENT_BYTES, RESPONSE_URL_TTL_SECONDS
 from ..protocol.replies import MarkdownReply, TemplateCard, TemplateCardReply, encode_body
 from ..render import markdown_body
@@ -102,7 +102,7 @@ class ResponseUrls:
         self.policy = MediaPolicy(allow_private=allow_private, timeout=timeout)
         self.timeout = timeout
         self._httpx_timeout = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
-        self._resolve = resolver or _default_resolver
+        self._resolve = resolver or default_resolver
         self._clock = clock
         self._book: dict[str, deque[ResponseUrlRecord]] = {}
         self.posts = 0
@@ -194,7 +194,7 @@ class ResponseUrls:
         if not url.host:
             raise RequestError("response_url has no host")
         try:
-            await _check_host(url.host, url.port or _PORTS[url.scheme], self.policy, self._resolve)
+            await check_host(url.host, url.port or _PORTS[url.scheme], self.policy, self._resolve)
         except MediaError as exc:
             # The media guard's words, but it is the response_url that was refused.
             raise RequestError(f"response_url refused: {exc}".replace("media host", "host")) from exc
