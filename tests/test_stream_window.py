@@ -107,3 +107,24 @@ async def test_a_welcome_after_its_window_is_dropped_with_a_log(autojump_clock: 
                 assert bot.statistics().handler_errors == 0
                 assert any("window has passed" in r.getMessage() for r in caplog.records)
                 nursery.cancel_scope.cancel()
+
+
+async def test_feedback_id_on_the_first_frame_and_bot_name_stripping(autojump_clock: trio.testing.MockClock) -> None:
+    async def rate_me(turn: Turn) -> None:
+        async with turn.stream(feedback_id="fb-42") as s:
+            await s.append(turn.text)
+            await s.flush()
+            await s.append("!")
+
+    with trio.fail_after(60):
+        async with open_fake_wecom() as fake:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(_serve, _config(fake).replace(bot_name="EchoBot"), rate_me)
+                cb = await fake.send_text("@Alice @EchoBot hello", chat="G7")
+                view = await fake.wait_stream_finished(cb.req_id)
+                assert view.content == "@Alice hello!"  # only the bot's own mention goes
+                assert view.feedback_id == "fb-42"
+                frames = [f.data for f in fake.frames if f.direction == "in" and f.req_id == cb.req_id and f.data]
+                assert "feedback" in frames[0]["body"]["stream"]
+                assert all("feedback" not in f["body"]["stream"] for f in frames[1:])
+                nursery.cancel_scope.cancel()

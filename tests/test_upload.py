@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 from wecom_actors import (
@@ -117,7 +118,7 @@ class ScriptedWeCom:
         for i, (fault_cmd, error) in enumerate(self.faults):
             if fault_cmd == cmd:
                 del self.faults[i]
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
                 raise error
         if cmd == "aibot_upload_media_init":
             upload_id = f"up{next(self._ids)}"

@@ -105,6 +105,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     webhook_max_body: int = 1048576
     webhook_timestamp_window: float = 600.0
     transport: str = "trio-websocket"  # or "wsproto": the long-connection WebSocket engine
+    bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
 
     def __post_init__(self) -> None:
         values = {name: getattr(self, name) for name in self.__struct_fields__}
@@ -245,6 +246,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "webhook_max_body": (_positive, "a number of bytes >= 1"),
     "webhook_timestamp_window": (_non_negative, "a number of seconds >= 0 (0 disables the check)"),
     "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
+    "bot_name": (lambda v: "@" not in v and not any(c.isspace() for c in v), "a name without '@' or spaces"),
 }
 assert set(_RULES) == set(_FIELDS)
 

@@ -103,6 +103,7 @@ class BotCore:
             new_stream_id=lambda: self.new_stream_id(req_id),
             download=self.download,
             min_interval=self.config.stream_min_interval,
+            bot_name=self.config.bot_name or None,
         )
 
     async def download(self, ref: InboundMediaRef) -> MediaPayload:
