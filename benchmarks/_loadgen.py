@@ -46,6 +46,7 @@ import sys
 import time
 from typing import Any
 
+import _procs
 import trio
 
 from wecom_actors.testing import FakeWeCom, NotConnected, serve_fake_openws
@@ -409,5 +410,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     try:
         trio.run(main, _parse_bots(args.bots), args.host)
-    except KeyboardInterrupt:
-        pass
+    except BaseException as exc:  # stopped with SIGINT by the benchmark: exit quietly
+        if not _procs.interrupted(exc):
+            raise

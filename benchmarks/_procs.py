@@ -124,6 +124,14 @@ class Child:
             return ""
         return "\n".join(text[-lines:])
 
+    def wait_exit(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the process to end by itself; True if it did."""
+        try:
+            self.proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def stop(self, sig: int = signal.SIGINT, grace: float = 6.0) -> int | None:
         """Signal, wait ``grace`` seconds, then kill. Returns the exit code."""
         if self.proc.poll() is None:
@@ -185,6 +193,14 @@ def start_reference_bot(name: str, url: str, bot_id: str, secret: str) -> Child:
         WECOM_WS_URL=url, WECOM_BOT_ID=bot_id, WECOM_BOT_SECRET=secret, WECOM_LOG_LEVEL="WARNING"
     )
     return Child(name, [str(ref_python()), str(HERE / "reference_bot.py")], env=env)
+
+
+def interrupted(exc: BaseException) -> bool:
+    """True when ``exc`` is only KeyboardInterrupt / cancellation (possibly in groups): a child
+    stopped with SIGINT exits quietly."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(interrupted(e) for e in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Cancelled"
 
 
 # --- the reference SDK's virtual environment ------------------------------------------------------
@@ -294,6 +310,7 @@ class LoadGen:
     def quit(self) -> None:
         with contextlib.suppress(Exception):
             self.call("quit", timeout=5.0)
+        self.child.wait_exit(5.0)
 
 
 # --- figures --------------------------------------------------------------------------------------
@@ -422,6 +439,7 @@ def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, A
     """Self and inclusive shares of the functions in a py-spy collapsed-stack file."""
     self_n: dict[str, int] = {}
     incl_n: dict[str, int] = {}
+    pkg_n: dict[str, int] = {}
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -431,6 +449,8 @@ def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, A
         total += n
         frames = [f.replace(strip, "") for f in stack.split(";")]
         self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
+        pkg = _package_of(frames[-1])
+        pkg_n[pkg] = pkg_n.get(pkg, 0) + n
         for f in set(frames):
             incl_n[f] = incl_n.get(f, 0) + n
 
@@ -441,11 +461,30 @@ def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, A
             else []
         )
 
-    return {"samples": total, "self": ranked(self_n), "inclusive": ranked(incl_n)}
+    return {
+        "samples": total,
+        "self": ranked(self_n),
+        "inclusive": ranked(incl_n),
+        "self_by_package": ranked(pkg_n),
+    }
+
+
+def _package_of(frame: str) -> str:
+    """``func (trio/_core/_run.py:12)`` -> ``trio``; stdlib modules -> ``stdlib``."""
+    where = frame.rpartition("(")[2].rstrip(")")
+    path = where.rpartition(":")[0]
+    if "/" not in path:
+        return "stdlib" if path.endswith(".py") or path.startswith("<frozen") else path or "?"
+    top = path.split("/")[0]
+    return "stdlib" if top in ("asyncio", "json", "collections", "concurrent", "logging") else top
 
 
 def format_profile(summary: dict[str, Any], *, top: int = 15) -> str:
     lines = [f"{summary['samples']} samples"]
+    lines.append(
+        "  self time by package: "
+        + ", ".join(f"{pkg} {share * 100:.0f}%" for pkg, share in summary["self_by_package"][:8])
+    )
     for kind in ("self", "inclusive"):
         lines.append(f"  top {kind}:")
         for frame, share in summary[kind][:top]:

@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+import _procs
 import trio
 
 from wecom_actors.testing._webhook import FakeWebhookWeCom, open_fake_webhook
@@ -36,8 +37,8 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-async def _wait_ready(fake: FakeWebhookWeCom, timeout: float) -> None:
-    with trio.fail_after(timeout):
+async def _wait_ready(fake: FakeWebhookWeCom, limit: float) -> None:
+    with trio.fail_after(limit):
         while True:
             try:
                 if (await fake.verify_url()).ok:
@@ -48,7 +49,7 @@ async def _wait_ready(fake: FakeWebhookWeCom, timeout: float) -> None:
 
 
 async def _run_users(
-    fake: FakeWebhookWeCom, users: int, messages: int, tag: str, timeout: float, progress: bool
+    fake: FakeWebhookWeCom, users: int, messages: int, tag: str, limit: float, progress: bool
 ) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     total = users * messages
@@ -79,7 +80,7 @@ async def _run_users(
                 next_progress = now + PROGRESS_EVERY
                 _emit({"progress": len(records), "total": total})
 
-    with trio.move_on_after(timeout):
+    with trio.move_on_after(limit):
         async with trio.open_nursery() as nursery:
             for u in range(users):
                 nursery.start_soon(user_loop, u)
@@ -111,9 +112,7 @@ async def main(args: argparse.Namespace) -> None:
         with trio.fail_after(30.0):
             while b"\n" not in await stdin.receive_some(64):
                 pass
-        result = await _run_users(
-            fake, args.users, args.messages, "m", args.timeout, progress=True
-        )
+        result = await _run_users(fake, args.users, args.messages, "m", args.timeout, progress=True)
         _emit({"result": result})
 
 
@@ -129,5 +128,6 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=120.0)
     try:
         trio.run(main, parser.parse_args())
-    except KeyboardInterrupt:
-        pass
+    except BaseException as exc:  # stopped with SIGINT by the benchmark: exit quietly
+        if not _procs.interrupted(exc):
+            raise

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -267,6 +268,75 @@ def profile_pass(
     return {"path": str(path.relative_to(_procs.ROOT)), **summary}
 
 
+def steps_pass(
+    lg: LoadGen,
+    side: Side,
+    args: argparse.Namespace,
+    subscribes: dict[str, int],
+    progress: ProgressLine,
+    procs: list[_procs.Child],
+) -> dict[str, Any]:
+    """Task steps (scheduler wake-ups) and tasks spawned per message, by task name, per mode:
+    our bot under ``_steps_bot.py`` (a trio instrument), one process per mode."""
+    out: dict[str, Any] = {}
+    n = args.users * args.messages
+    for mode in ("closed", "burst"):
+        path = _common.RESULTS_DIR / f"steps-{side.key}-{mode}.json"
+        path.unlink(missing_ok=True)
+        settings = {
+            "WECOM_SESSION_QUEUE_SIZE": str(max(8, args.messages)),
+            "WECOM_HANDLER_CONCURRENCY": str(max(64, args.users)),
+            "WECOM_WS_URL": lg.url,
+            "WECOM_BOT_ID": side.bot_id,
+            "WECOM_BOT_SECRET": SECRET,
+            "WECOM_LOG_LEVEL": "WARNING",
+            **dict(side.settings),
+        }
+        argv = [sys.executable, str(_procs.HERE / "_steps_bot.py"), "--out", str(path)]
+        bot = _procs.Child(
+            f"longconn-{side.key}-steps-{mode}", argv, env=_procs.clean_env(**settings)
+        )
+        procs.append(bot)
+        try:
+            subscribes[side.key] = subscribes.get(side.key, 0) + 1
+            lg.call("wait_subscribed", bot_id=side.bot_id, count=subscribes[side.key], timeout=30.0)
+            lg.call("load", bot_id=side.bot_id, mode="closed", users=min(10, args.users),
+                    messages=3, timeout=30.0, tag=f"ws{mode[0]}{side.key}")  # fmt: skip
+            lg.call("reset")
+            bot.proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.2)
+            lg.call("load", bot_id=side.bot_id, mode=mode, users=args.users,
+                    messages=args.messages, timeout=args.timeout, tag=f"s{mode[0]}{side.key}",
+                    on_progress=progress.bar(f"counting steps {side.label} {mode}"))  # fmt: skip
+        finally:
+            bot.stop()
+            procs.remove(bot)
+        data = json.loads(path.read_text())
+        steps, spawned = data["steps"], data["spawned"]
+        out[mode] = {
+            "steps_per_msg": sum(steps.values()) / n,
+            "spawned_per_msg": sum(spawned.values()) / n,
+            "by_task": {k: v / n for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+            "spawned_by_task": {
+                k: v / n for k, v in sorted(spawned.items(), key=lambda kv: -kv[1])
+            },
+        }
+    progress.done()
+    return out
+
+
+def format_steps(label: str, steps: dict[str, Any], top: int = 10) -> str:
+    lines = []
+    for mode, d in steps.items():
+        lines.append(
+            f"{label}, {mode}: {d['steps_per_msg']:.1f} task steps and "
+            f"{d['spawned_per_msg']:.2f} tasks spawned per message"
+        )
+        for name, per in list(d["by_task"].items())[:top]:
+            lines.append(f"  {per:6.2f}  {name}")
+    return "\n".join(lines)
+
+
 def _get(r: dict[str, Any], key: str) -> float:
     obj: Any = r
     for part in key.split("."):
@@ -357,6 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         help="after the rounds, one more (unmeasured) pass of each bot under py-spy; prints the "
         "top functions and writes the collapsed stacks to benchmarks/results/profile-*.txt",
     )
+    parser.add_argument(
+        "--count-steps",
+        action="store_true",
+        help="after the rounds, one more (unmeasured) pass of our bot under a trio instrument: "
+        "task steps (wake-ups) and tasks spawned per message, by task name",
+    )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
     sides = sides_for(args.transport, args.only)
@@ -368,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_version = _procs.ensure_ref_venv(progress.log)
     rounds: list[dict[str, Any]] = []
     profiles: dict[str, Any] = {}
+    steps: dict[str, Any] = {}
     subscribes: dict[str, int] = {}
     with _procs.children() as procs:
         lg = LoadGen(procs, {s.bot_id: SECRET for s in sides})
@@ -381,6 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             for side in sides:
                 profiles[side.key] = profile_pass(lg, side, args, subscribes, progress, procs)
+        if args.count_steps:
+            for side in sides:
+                if not side.reference:
+                    steps[side.key] = steps_pass(lg, side, args, subscribes, progress, procs)
         lg.quit()
     progress.done()
     summary = summarize(rounds, sides)
@@ -397,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
             f"\nprofile of {summary['sides'][key]} (closed + burst, py-spy, CPU samples): {prof['path']}"
         )
         print(_procs.format_profile(prof))
+    for key, st in steps.items():
+        print()
+        print(format_steps(summary["sides"][key], st))
     payload = {
         "benchmark": "longconn",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -418,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "rounds": rounds,
         "profiles": profiles,
+        "steps": steps,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

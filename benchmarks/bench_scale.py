@@ -60,6 +60,7 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
                 prefix,
                 "--secret",
                 SECRET,
+                *(["--share-http"] if args.share_http else []),
             ],
             env=_procs.clean_env(),
         )
@@ -115,6 +116,7 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
     lat = _procs.latency_summary(res["latencies"])
     out = {
         "bots": n,
+        "share_http": args.share_http,
         "startup_s": startup,
         "idle_seconds": args.idle,
         "idle_rss_mb": idle_mem["rss_mb"],
@@ -331,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=10.0, help="idle seconds (default 10)")
     parser.add_argument("--rate", type=float, default=1.0, help="messages/s per bot (default 1)")
     parser.add_argument("--load-seconds", type=float, default=10.0, help="default 10")
+    parser.add_argument(
+        "--share-http",
+        action="store_true",
+        help="bots part: one httpx.AsyncClient shared by all bots (serve_bot(http_client=...)) "
+        "instead of one per bot",
+    )
     parser.add_argument(
         "--streams", type=int, default=10_000, help="in-flight streams (default 10000)"
     )

@@ -96,6 +96,7 @@ def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
         mem = _procs.memory_kb(bot.pid)
         if not bot.alive():
             raise RuntimeError(f"the bot died:\n{bot.log_tail()}")
+        lg.wait_exit(10.0)
     progress.done()
     recs = result["records"]
     messages = len(recs)

@@ -16,15 +16,11 @@ sent::
     ...
     await turn.update_card(cards.updated(card, main_title="Deploying", button_list=[...]))
 
-:func:`validate_card` applies the same rules to a card built by hand. The rules, per the official
-page: the fields each type may carry; ``card_action`` required for ``text_notice`` and
-``news_notice`` (type 1 or 2 there); ``news_notice`` needs ``card_image`` or
-``image_text_area``; ``task_id`` (``[0-9A-Za-z_\\-@]``, at most 128 bytes) required on
-interactive cards and whenever ``action_menu`` is present; list lengths (buttons 6, horizontal
-contents 6, jumps 3, vertical contents 4, menu actions 1-3, checkbox options 1-20, selectors 1-3
-with 1-10 options each); keys at most 1024 bytes, option ids at most 128 bytes, jump questions
-at most 200 bytes, ``feedback.id`` at most 256 bytes; keys and ids unique within their list.
-"Suggested" text lengths ("建议不超过N个字") are advice, not limits, and are not checked.
+:func:`validate_card` applies the same rules to a card built by hand: the fields each type may
+carry, the required ones (``card_action`` on notices, an image on ``news_notice``, ``task_id``
+``[0-9A-Za-z_\\-@]{1,128}`` on interactive cards and with ``action_menu``), list lengths, the
+byte limits of keys (1024), option ids (128), jump questions (200) and ``feedback.id`` (256),
+and uniqueness within lists. "Suggested" text lengths (建议不超过N个字) are not checked.
 """
 
 from __future__ import annotations
@@ -60,36 +56,14 @@ from .protocol.replies import (
     VerticalContent,
 )
 
-__all__ = [
-    "CARD_TYPES",
-    "ActionItem",
-    "ActionMenu",
-    "Button",
-    "ButtonSelection",
-    "CardAction",
-    "CardError",
-    "CardImage",
-    "CardSource",
-    "Checkbox",
-    "CheckboxOption",
-    "EmphasisContent",
-    "HorizontalContent",
-    "ImageTextArea",
-    "JumpItem",
-    "MainTitle",
-    "QuoteArea",
-    "SelectOption",
-    "SubmitButton",
-    "TemplateCard",
-    "VerticalContent",
-    "button_interaction",
-    "multiple_interaction",
-    "news_notice",
-    "text_notice",
-    "updated",
-    "validate_card",
+__all__ = [  # the builders, their error, and the card parts (re-exported from protocol.replies)
+    "CARD_TYPES", "ActionItem", "ActionMenu", "Button", "ButtonSelection", "CardAction",
+    "CardError", "CardImage", "CardSource", "Checkbox", "CheckboxOption", "EmphasisContent",
+    "HorizontalContent", "ImageTextArea", "JumpItem", "MainTitle", "QuoteArea", "SelectOption",
+    "SubmitButton", "TemplateCard", "VerticalContent", "button_interaction", "check_task_id",
+    "multiple_interaction", "news_notice", "text_notice", "updated", "validate_card",
     "vote_interaction",
-]
+]  # fmt: skip
 
 MAX_KEY_BYTES = 1024
 MAX_OPTION_ID_BYTES = 128

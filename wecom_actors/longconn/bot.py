@@ -102,7 +102,8 @@ class LongConnBot(BotCore):
         return _CountedReplies(channel, self.limiter)  # type: ignore[return-value]
 
     async def push_markdown(self, chatid: str, text: str) -> None:
-        """Send ``text`` to ``chatid`` with aibot_send_msg, split at the content limit."""
+        """Send ``text`` to ``chatid`` with aibot_send_msg, split at the content limit; each
+        part waits for the conversation's send budget (Overloaded past the limiter's bounds)."""
         for part in split_content(text):
             await self._send(SendMsgBody(chatid=chatid, msgtype="markdown", markdown=markdown_body(part)))
 
@@ -149,6 +150,8 @@ class _CountedReplies:
         self._streams: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
+        if name in _CountedReplies.__slots__:  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
     async def stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:

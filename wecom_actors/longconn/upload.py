@@ -141,7 +141,8 @@ async def upload_media(
     chunk_size: int = MAX_UPLOAD_CHUNK_BYTES,
     max_bytes: int | None = None,
 ) -> UploadResult:
-    """Upload ``data`` as temp media of ``kind`` (file, image, voice, video); return its media_id.
+    """Upload ``data`` as temp media of ``kind`` (file, image, voice, video): its media_id,
+    type and creation time.
 
     Raises UploadError (invalid input, nothing sent), AckError / AckTimeout (a step refused or
     unanswered after its retries), OutcomeUnknown / ConnectionLost (the connection kept dying),
@@ -163,7 +164,7 @@ async def upload_media(
 
 
 class _Session:
-    """One attempt state: init -> chunks -> finish under one upload_id."""
+    """One upload; each :meth:`run` is one session (init -> chunks -> finish, one upload_id)."""
 
     def __init__(
         self, correlator: _Requester, ids: _Ids, kind: str, filename: str, data: bytes, total: int, chunk_size: int
