@@ -307,6 +307,24 @@ class LoadGen:
                 raise LoadGenError(f"{op}: {msg['error']}")
             return msg["result"]
 
+    def wait_subscribed(self, bot: Child, bot_id: str, count: int, seconds: float = 30.0) -> None:
+        """Until ``count`` subscribes of ``bot_id`` succeeded; fails at once if ``bot`` exits."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.call("wait_subscribed", bot_id=bot_id, count=count, timeout=1.0)
+                return
+            except LoadGenError:
+                if not bot.alive():
+                    raise LoadGenError(
+                        f"{bot.name} exited ({bot.proc.returncode}) before subscribing:\n"
+                        f"{bot.log_tail()}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise LoadGenError(
+                        f"{bot.name} did not subscribe within {seconds:.0f} s:\n{bot.log_tail()}"
+                    ) from None
+
     def quit(self) -> None:
         with contextlib.suppress(Exception):
             self.call("quit", timeout=5.0)

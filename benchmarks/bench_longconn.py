@@ -163,10 +163,7 @@ def start_and_warm(
     bot = start_bot(lg, side, name, args)
     procs.append(bot)
     subscribes[side.key] = subscribes.get(side.key, 0) + 1
-    try:
-        lg.call("wait_subscribed", bot_id=side.bot_id, count=subscribes[side.key], timeout=30.0)
-    except _procs.LoadGenError:
-        raise RuntimeError(f"{name} did not subscribe:\n{bot.log_tail()}") from None
+    lg.wait_subscribed(bot, side.bot_id, subscribes[side.key])
     # warm-up, not measured: imports, first-use allocations, caches
     lg.call(
         "load",
@@ -299,7 +296,7 @@ def steps_pass(
         procs.append(bot)
         try:
             subscribes[side.key] = subscribes.get(side.key, 0) + 1
-            lg.call("wait_subscribed", bot_id=side.bot_id, count=subscribes[side.key], timeout=30.0)
+            lg.wait_subscribed(bot, side.bot_id, subscribes[side.key])
             lg.call("load", bot_id=side.bot_id, mode="closed", users=min(10, args.users),
                     messages=3, timeout=30.0, tag=f"ws{mode[0]}{side.key}")  # fmt: skip
             lg.call("reset")

@@ -67,10 +67,7 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
         procs.append(bots)
         for i, bot_id in enumerate(bot_ids, 1):
             progress.show(f"{n} bots: waiting for subscribes {i}/{n}")
-            try:
-                lg.call("wait_subscribed", bot_id=bot_id, count=1, timeout=60.0)
-            except _procs.LoadGenError:
-                raise RuntimeError(f"{bot_id} did not subscribe:\n{bots.log_tail()}") from None
+            lg.wait_subscribed(bots, bot_id, 1, seconds=60.0)
         startup = time.monotonic() - t0
         stats = lg.call("stats")
         progress.log(
@@ -161,10 +158,7 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
             **extra,
         )
         procs.append(bot)
-        try:
-            lg.call("wait_subscribed", bot_id=bot_id, count=1, timeout=30.0)
-        except _procs.LoadGenError:
-            raise RuntimeError(f"the bot did not subscribe:\n{bot.log_tail()}") from None
+        lg.wait_subscribed(bot, bot_id, 1)
         # warm-up: a small hold/release cycle, so the idle figure includes the code paths
         lg.call("hold", bot_id=bot_id, count=50, timeout=60.0, tag="w")
         warm = lg.call("release", bot_id=bot_id, timeout=60.0)

@@ -125,6 +125,10 @@ class Overloaded(RequestError):
     """A bounded queue is full; the request was refused rather than queued without limit."""
 
 
+class UploadError(WeComError, ValueError):
+    """The media cannot be uploaded or sent as given (kind, size, chunking); nothing was sent."""
+
+
 class MediaError(WeComError):
     """A media download failed: refused address, too large, timeout, HTTP error, bad payload."""
 

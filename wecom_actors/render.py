@@ -10,23 +10,35 @@ import base64
 import hashlib
 import re
 
-from .protocol.limits import MAX_CONTENT_BYTES, MAX_MSG_ITEM_IMAGE_BYTES, MAX_MSG_ITEMS
+from .errors import UploadError
+from .protocol.limits import (
+    MAX_CONTENT_BYTES,
+    MAX_MSG_ITEM_IMAGE_BYTES,
+    MAX_MSG_ITEMS,
+    MAX_VIDEO_DESCRIPTION_BYTES,
+    MAX_VIDEO_TITLE_BYTES,
+    MEDIA_KINDS,
+)
 from .protocol.replies import (
     Feedback,
     MarkdownBody,
+    MediaId,
     MsgItem,
     MsgItemImage,
     StreamBody,
     StreamReply,
     StreamWithCardReply,
     TemplateCard,
+    VideoMediaId,
 )
 
 __all__ = [
+    "media_body",
     "msg_item_image",
     "split_content",
     "stream_reply",
     "strip_mention",
+    "truncate_utf8",
     "utf8_len",
 ]
 
@@ -126,3 +138,30 @@ def strip_mention(text: str, *, group: bool, bot_name: str | None = None) -> str
     if bot_name:
         return re.sub(rf"(^|\s)@{re.escape(bot_name)}(?=\s|$)\s*", r"\1", text, count=1).strip()
     return _LEADING_MENTION.sub("", text, count=1)
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[:limit].decode("utf-8", errors="ignore")
+
+
+def media_body(
+    kind: str, media_id: str, *, title: str | None = None, description: str | None = None
+) -> MediaId | VideoMediaId:
+    """The ``{"media_id": ...}`` object of a file/image/voice/video message; a video's title
+    and description are truncated to 128 / 512 bytes on a character boundary."""
+    if kind not in MEDIA_KINDS:
+        raise UploadError(f"media kind must be one of {', '.join(MEDIA_KINDS)}, not {kind!r}")
+    if not media_id:
+        raise UploadError("media_id must not be empty")
+    if kind == "video":
+        return VideoMediaId(
+            media_id,
+            title=None if title is None else truncate_utf8(title, MAX_VIDEO_TITLE_BYTES),
+            description=None if description is None else truncate_utf8(description, MAX_VIDEO_DESCRIPTION_BYTES),
+        )
+    if title is not None or description is not None:
+        raise UploadError("only video messages carry a title and description")
+    return MediaId(media_id)

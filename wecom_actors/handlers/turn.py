@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..errors import ReplyFailed
+from ..errors import ReplyFailed, StaleReply
 from ..protocol.inbound import (
     EventMessage,
     FileMessage,
@@ -26,17 +26,15 @@ from ..protocol.replies import (
     FileReply,
     ImageReply,
     MarkdownReply,
-    MediaId,
     TemplateCard,
     TemplateCardReply,
     TextBody,
     TextReply,
     UpdateCardReply,
-    VideoMediaId,
     VideoReply,
     VoiceReply,
 )
-from ..render import markdown_body, strip_mention
+from ..render import markdown_body, media_body, strip_mention
 from ..sessions import ReplyChannel, ReplyStream
 
 if TYPE_CHECKING:
@@ -167,26 +165,30 @@ class Turn:
 
     async def reply_markdown(self, text: str, *, feedback_id: str | None = None) -> None:
         self.replied = True
-        await self._channel.reply(MarkdownReply(markdown=markdown_body(text, feedback_id)))
+        try:
+            await self._channel.reply(MarkdownReply(markdown=markdown_body(text, feedback_id)))
+        except StaleReply:
+            # The req_id is no longer accepted (e.g. after a reconnect): same text, as a message.
+            await self._channel.fallback(text)
 
     async def reply_card(self, card: TemplateCard) -> None:
         self.replied = True
         await self._channel.reply(TemplateCardReply(template_card=card))
 
     async def reply_media(self, kind: str, media_id: str, *, title: str | None = None, description: str | None = None) -> None:
-        """Reply with uploaded media: ``kind`` is file, image, voice or video."""
+        """Reply with uploaded media: ``kind`` is file, image, voice or video (a video's title and
+        description are cut to 128 / 512 bytes)."""
         self.replied = True
+        ref = media_body(kind, media_id, title=title, description=description)
         body: object
         if kind == "file":
-            body = FileReply(file=MediaId(media_id))
+            body = FileReply(file=ref)
         elif kind == "image":
-            body = ImageReply(image=MediaId(media_id))
+            body = ImageReply(image=ref)
         elif kind == "voice":
-            body = VoiceReply(voice=MediaId(media_id))
-        elif kind == "video":
-            body = VideoReply(video=VideoMediaId(media_id, title=title, description=description))
+            body = VoiceReply(voice=ref)
         else:
-            raise ValueError(f"media kind must be file, image, voice or video, not {kind!r}")
+            body = VideoReply(video=ref)  # type: ignore[arg-type]
         await self._channel.reply(body)
 
     async def welcome(self, content: str | TemplateCard) -> None:

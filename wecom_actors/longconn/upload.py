@@ -35,18 +35,22 @@ from typing import Protocol
 import msgspec
 import trio
 
-from ..errors import AckError, AckTimeout, ConnectionLost, OutcomeUnknown, RequestError, WeComError
+from ..errors import AckError, AckTimeout, ConnectionLost, OutcomeUnknown, RequestError, UploadError
 from ..protocol.frames import Ack, Cmd
-from ..protocol.limits import MAX_UPLOAD_CHUNK_BYTES, MAX_UPLOAD_CHUNKS, UPLOAD_SESSION_TTL_SECONDS
+from ..protocol.limits import (
+    MAX_UPLOAD_CHUNK_BYTES,
+    MAX_UPLOAD_CHUNKS,
+    MEDIA_KINDS,
+    UPLOAD_SESSION_TTL_SECONDS,
+)
 from ..protocol.replies import (
-    MediaId,
     UploadChunkBody,
     UploadFinishBody,
     UploadFinishResult,
     UploadInitBody,
     UploadInitResult,
-    VideoMediaId,
 )
+from ..render import media_body, truncate_utf8
 
 __all__ = [
     "MEDIA_KINDS",
@@ -61,19 +65,12 @@ __all__ = [
 
 log = logging.getLogger("wecom_actors.upload")
 
-MEDIA_KINDS = ("file", "image", "voice", "video")
 _MiB = 1024 * 1024
 #: UNOFFICIAL per-type limits (ws-protocol.md §3.9, the official plugin's const.ts).
 MEDIA_SIZE_LIMITS = {"image": 10 * _MiB, "video": 10 * _MiB, "voice": 2 * _MiB, "file": 20 * _MiB}
 #: A session with less time left than this is started over rather than resumed.
 RESUME_MARGIN = 30.0
 #: Video title / description in media messages, UTF-8 bytes (truncated, [NODE-T]).
-MAX_VIDEO_TITLE_BYTES = 128
-MAX_VIDEO_DESCRIPTION_BYTES = 512
-
-
-class UploadError(WeComError, ValueError):
-    """The media cannot be uploaded as given (kind, size, chunking); nothing was sent."""
 
 
 class UploadResult(msgspec.Struct, frozen=True):
@@ -271,34 +268,3 @@ class _Session:
         if isinstance(created, str):
             created = int(created) if created.isdigit() else None
         return UploadResult(media_id=result.media_id, type=result.type or self.kind, created_at=created)
-
-
-# --- media message bodies ------------------------------------------------------------------------
-
-
-def truncate_utf8(text: str, limit: int) -> str:
-    """``text`` cut to at most ``limit`` UTF-8 bytes, never inside a character."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[:limit].decode("utf-8", errors="ignore")
-
-
-def media_body(
-    kind: str, media_id: str, *, title: str | None = None, description: str | None = None
-) -> MediaId | VideoMediaId:
-    """The ``{"media_id": ...}`` object of a file/image/voice/video message; a video's title
-    and description are truncated to 128 / 512 bytes on a character boundary."""
-    if kind not in MEDIA_KINDS:
-        raise UploadError(f"media kind must be one of {', '.join(MEDIA_KINDS)}, not {kind!r}")
-    if not media_id:
-        raise UploadError("media_id must not be empty")
-    if kind == "video":
-        return VideoMediaId(
-            media_id,
-            title=None if title is None else truncate_utf8(title, MAX_VIDEO_TITLE_BYTES),
-            description=None if description is None else truncate_utf8(description, MAX_VIDEO_DESCRIPTION_BYTES),
-        )
-    if title is not None or description is not None:
-        raise UploadError("only video messages carry a title and description")
-    return MediaId(media_id)

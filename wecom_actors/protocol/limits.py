@@ -21,6 +21,10 @@ RESPONSE_URL_TTL_SECONDS = 3600.0
 MAX_UPLOAD_CHUNK_BYTES = 512 * 1024
 MAX_UPLOAD_CHUNKS = 100
 UPLOAD_SESSION_TTL_SECONDS = 1800.0
+#: Media message kinds, and a video message's title/description (truncated to these).
+MEDIA_KINDS = ("file", "image", "voice", "video")
+MAX_VIDEO_TITLE_BYTES = 128
+MAX_VIDEO_DESCRIPTION_BYTES = 512
 #: Per-conversation send rate (replies and pushes together).
 SENDS_PER_MINUTE = 30
 SENDS_PER_HOUR = 1000
