@@ -233,20 +233,41 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
     return out
 
 
-def tracemalloc_diff(before: Path, after: Path, n: int, top: int = 25) -> str:
-    """What the in-flight streams allocated, by source line and by call stack."""
+def tracemalloc_diff(before: Path, after: Path, n: int, top: int = 20) -> str:
+    """What the in-flight streams allocated: by the line that allocated, and by the innermost
+    frame of ours (wecom_actors or the benchmark's handler) on the allocation's stack, so that
+    trio's objects are charged to the line of ours that made them."""
     import tracemalloc
 
     old, new = tracemalloc.Snapshot.load(str(before)), tracemalloc.Snapshot.load(str(after))
-    lines = [f"tracemalloc: allocations held by {n:,} in-flight streams (bytes per stream)"]
-    stats = new.compare_to(old, "lineno")
-    total = sum(s.size_diff for s in stats)
-    lines.append(f"  total {total / 2**20:.1f} MiB = {total / n:,.0f} B per stream")
     root = str(_procs.ROOT) + "/"
-    for s in stats[:top]:
-        frame = s.traceback[0]
-        where = f"{frame.filename.replace(root, '').split('site-packages/')[-1]}:{frame.lineno}"
-        lines.append(f"  {s.size_diff / n:8.0f} B  {s.count_diff / n:6.2f} blocks  {where}")
+
+    def where(frame: tracemalloc.Frame) -> str:
+        name = frame.filename.replace(root, "").split("site-packages/")[-1]
+        return f"{name.split('lib/python3')[-1]}:{frame.lineno}"
+
+    stats = new.compare_to(old, "traceback")
+    total = sum(s.size_diff for s in stats)
+    by_line: dict[str, list[int]] = {}
+    by_owner: dict[str, list[int]] = {}
+    for s in stats:
+        frames = list(s.traceback)  # oldest first
+        ours = [f for f in frames if "wecom_actors" in f.filename or "benchmarks" in f.filename]
+        for key, table in (
+            (where(frames[-1]), by_line),
+            (where(ours[-1]) if ours else "?", by_owner),
+        ):
+            acc = table.setdefault(key, [0, 0])
+            acc[0] += s.size_diff
+            acc[1] += s.count_diff
+    lines = [
+        f"tracemalloc: what {n:,} in-flight streams hold: {total / 2**20:.1f} MiB, "
+        f"{total / n:,.0f} B per stream"
+    ]
+    for title, table in (("by allocating line", by_line), ("by owning line of ours", by_owner)):
+        lines.append(f"  {title} (bytes and blocks per stream):")
+        for key, (size, count) in sorted(table.items(), key=lambda kv: -kv[1][0])[:top]:
+            lines.append(f"    {size / n:7.0f} B  {count / n:5.2f}  {key}")
     return "\n".join(lines)
 
 

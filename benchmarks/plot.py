@@ -32,7 +32,7 @@ def plot(data: dict[str, Any], out: Path) -> Path:
     sides = list(summary["sides"].items())  # key -> label, in run order (reference last)
     figures = summary["figures"]
     fig, axes = plt.subplots(
-        1, 3, figsize=(11, 3.6), dpi=100, gridspec_kw={"width_ratios": [2, 2, 1.3]}
+        1, 3, figsize=(11, 3.8), dpi=100, gridspec_kw={"width_ratios": [2, 2, 1.3]}
     )
     width = 0.8 / len(sides)
     for ax, mode, title in (
@@ -57,7 +57,8 @@ def plot(data: dict[str, Any], out: Path) -> Path:
     ax.set_ylabel("µs per message")
     ax.set_title("bot CPU per message", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(sides), fontsize=8, frameon=False)
     s = data["settings"]
     m = data["machine"]
     fig.suptitle(
@@ -65,7 +66,7 @@ def plot(data: dict[str, Any], out: Path) -> Path:
         f"interleaved rounds; {m['cpu_count']} x {m['cpu_model']}, Python {m['python']}",
         fontsize=9,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)

@@ -30,7 +30,7 @@ async def _start(nursery: trio.Nursery, correlator: Correlator, peer: Peer) -> t
     return scope
 
 
-async def _no_callbacks(req_id: str, message: object) -> None:
+def _no_callbacks(req_id: str, message: object) -> None:
     raise AssertionError("no callbacks expected")
 
 
@@ -173,7 +173,7 @@ async def test_846609_kills_the_connection_and_resends_after_resubscribe(mock_cl
 
 
 async def test_ten_thousand_requests_leave_no_state(autojump_clock: trio.testing.MockClock) -> None:
-    c = Correlator(ack_timeout=5, inbox_size=64)
+    c = Correlator(ack_timeout=5)
     peer = Peer(0)
     done = 0
 

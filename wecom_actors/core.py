@@ -16,7 +16,7 @@ from .ids import IdGen
 from .protocol.inbound import EventMessage, InboundMessage
 from .protocol.inbound import MediaRef as InboundMediaRef
 from .router import Router
-from .sessions import ReplyChannel
+from .sessions import ReplyChannel, SessionStreams
 
 if TYPE_CHECKING:
     from .media import MediaPayload
@@ -69,6 +69,7 @@ class BotCore:
             handler_concurrency=config.handler_concurrency,
             session_queue_size=config.session_queue_size,
         )
+        self.streams = SessionStreams()
         self.counts = dict.fromkeys(("handler_errors", "replies_failed", "pushes"), 0)
         self.handle: Any = None
 
@@ -103,6 +104,7 @@ class BotCore:
             new_stream_id=lambda: self.new_stream_id(req_id),
             download=self.download,
             min_interval=self.config.stream_min_interval,
+            streams=self.streams,
             bot_name=self.config.bot_name or None,
         )
 

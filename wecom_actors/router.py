@@ -64,7 +64,6 @@ class Router:
         max_pending: int = 10_000,
         dedupe_ttl: float = 600.0,
         dedupe_max: int = 100_000,
-        inbox_size: int = 256,
     ) -> None:
         self._dispatch = dispatch
         self._on_busy = on_busy
@@ -73,7 +72,6 @@ class Router:
         self.max_pending = max_pending
         self.dedupe_ttl = dedupe_ttl
         self.dedupe_max = dedupe_max
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[tuple[str, InboundMessage]](inbox_size)
         self._sessions: dict[str, _Session] = {}
         self._seen: dict[str, float] = {}
         self._pending = 0
@@ -84,9 +82,15 @@ class Router:
         self._nursery: trio.Nursery | None = None
         self._counts = dict.fromkeys(("received", "duplicates", "busy", "unknown"), 0)
 
+    def submit_nowait(self, req_id: str, message: InboundMessage) -> None:
+        """Route one callback now. Never blocks: routing is a few dict operations and a task
+        spawn, so the Reader calls it inline (no channel hop per message, DESIGN.md §8)."""
+        self._route(req_id, message)
+
     async def submit(self, req_id: str, message: InboundMessage) -> None:
-        """Hand one callback to the router (the Reader's and WebhookServer's entry point)."""
-        await self._inbox_send.send((req_id, message))
+        """:meth:`submit_nowait`, plus a checkpoint (for callers in a loop of their own)."""
+        self._route(req_id, message)
+        await trio.lowlevel.checkpoint()
 
     def statistics(self) -> RouterStatistics:
         return RouterStatistics(
@@ -115,18 +119,11 @@ class Router:
             await self._idle.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the nursery that session workers and event handlers run in."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            recv = self._inbox_recv
-            while True:
-                self._route(*await recv.receive())
-                while True:
-                    try:
-                        item = recv.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    self._route(*item)
+            await trio.sleep_forever()
 
     def is_duplicate(self, msgid: str) -> bool:
         """Record ``msgid``; True if it was seen within the dedupe window."""
@@ -147,7 +144,8 @@ class Router:
         return False
 
     def _route(self, req_id: str, message: InboundMessage) -> None:
-        assert self._nursery is not None
+        if self._nursery is None:
+            raise RuntimeError("the router is not running")
         self._counts["received"] += 1
         if isinstance(message, (UnknownMessage, UnknownEvent, StreamRefresh)):
             self._counts["unknown"] += 1
@@ -216,8 +214,13 @@ class Router:
             self._pending -= 1
             self._start()
             try:
-                async with self.limiter:
+                try:
+                    self.limiter.acquire_nowait()  # the common case: a free slot, no wake-up
+                except trio.WouldBlock:
+                    await self.limiter.acquire()
+                try:
                     await self._dispatch(req_id, message)
+                finally:
+                    self.limiter.release()
             finally:
                 self._done()
-            await trio.lowlevel.checkpoint()

@@ -2,10 +2,16 @@
 
 A :class:`ReplyStream` keeps the whole text so far (content is full-replace on the wire, so
 every frame carries all of it and the final frame repeats it: an empty final frame would wipe
-the answer). Appends are coalesced: a flusher sends at most one frame at a time (ack-paced) and
+the answer). Appends are coalesced: at most one frame is in flight (ack-paced) and frames go out
 no more often than ``min_interval``. The final frame is sent again on an unexpected error a
 bounded number of times; when WeCom no longer accepts the req_id (846605 after a reconnect), the
 text goes out once as a proactive message to the same chat instead (``ReplyChannel.fallback``).
+
+Hot path (DESIGN.md §8): a stream has no task of its own. An append that finds no frame in flight
+sends one at once, from the handler's task, without waiting for its ack; the ack's completion
+callback (run by the Reader) sends the next frame if text is waiting. Only the rare delayed cases,
+a coalescing pause or the 6-minute window, go through the bot-wide :class:`SessionStreams` actor,
+which keeps one timer heap for all streams.
 
 Mode-specific delivery sits behind :class:`ReplyChannel` (long connection: correlator frames;
 webhook: snapshots served to refresh polls).
@@ -13,8 +19,11 @@ webhook: snapshots served to refresh polls).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import trio
@@ -24,18 +33,25 @@ from .protocol.limits import MAX_CONTENT_BYTES, STREAM_WINDOW_SECONDS
 from .protocol.replies import MsgItem, TemplateCard, UpdateCardReply
 from .render import first_part, split_content
 
-__all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream"]
+__all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream", "SessionStreams"]
+
+log = logging.getLogger("wecom_actors.sessions")
 
 #: A stream is finished this long before WeCom's 6-minute window closes if its handler still runs.
 WINDOW_MARGIN = 30.0
 #: Shown at the end of a stream cut at the window; the rest follows as a message.
 CONTINUED_NOTE = "\n\n(continued in the next message)"
 
-log = logging.getLogger("wecom_actors.sessions")
+FrameDone = Callable[[BaseException | None], None]
 
 
 class ReplyChannel(Protocol):
-    """How replies to one inbound message or event reach WeCom in the active mode."""
+    """How replies to one inbound message or event reach WeCom in the active mode.
+
+    A channel may also offer ``stream_frame_nowait(stream_id, content, finish, *, feedback_id,
+    msg_items, card, on_done)``: start the frame and call ``on_done(error_or_None)`` when it is
+    settled, without a task. Channels without it are driven through a task per frame.
+    """
 
     async def stream_frame(
         self,
@@ -64,6 +80,49 @@ class ReplyChannel(Protocol):
         ...
 
 
+class SessionStreams:
+    """The bot-wide actor behind every ReplyStream's delayed work: one timer heap (coalescing
+    pauses, 6-minute windows) and one nursery for the rare async work they trigger."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.timers_fired = 0
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> None:
+        """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``."""
+        first = self._heap[0][0] if self._heap else math.inf
+        heapq.heappush(self._heap, (when, next(self._seq), callback))
+        if when < first:
+            self._changed.set()
+
+    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        if self._nursery is None:
+            raise RuntimeError("SessionStreams is not running")
+        self._nursery.start_soon(fn)
+
+    @property
+    def pending_timers(self) -> int:
+        return len(self._heap)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                deadline = self._heap[0][0] if self._heap else math.inf
+                with trio.move_on_at(deadline):
+                    await self._changed.wait()
+                self._changed = trio.Event()
+                now = trio.current_time()
+                while self._heap and self._heap[0][0] <= now:
+                    _, _, callback = heapq.heappop(self._heap)
+                    self.timers_fired += 1
+                    callback()
+
+
 class ReplyStream:
     """One streamed reply. Use through ``Turn.stream()``; not constructed by users."""
 
@@ -71,6 +130,7 @@ class ReplyStream:
         self,
         channel: ReplyChannel,
         stream_id: str,
+        streams: SessionStreams,
         *,
         min_interval: float = 0.1,
         feedback_id: str | None = None,
@@ -79,25 +139,31 @@ class ReplyStream:
         window: float = STREAM_WINDOW_SECONDS - WINDOW_MARGIN,
     ) -> None:
         self._channel = channel
+        self._streams = streams
         self.stream_id = stream_id
         self.min_interval = min_interval
         self.feedback_id = feedback_id
         self.max_final_attempts = max_final_attempts
         self.content_limit = content_limit
         self.window = window
-        self._window_deadline = math.inf  # set by the first frame
-        self._cut: int | None = None  # chars of content already delivered by an early finish
         self._parts: list[str] = []
         self._content = ""
         self._version = 0
+        self._sent_version = 0
         self._delivered_version = 0
         self._frames_sent = 0
-        self._dirty = trio.Event()
         self._delivered = trio.Event()
+        self._in_flight = False
+        self._idle = trio.Event()  # set whenever no frame is in flight
+        self._idle.set()
+        self._timer_at = math.inf  # when a delayed send is scheduled
         self._closing = False
         self._stale = False
         self._last_sent = -math.inf
-        self._pause = trio.CancelScope()
+        self._window_deadline = math.inf  # set by the first frame
+        self._cut: int | None = None  # chars of content already delivered by an early finish
+        self._nowait = getattr(channel, "stream_frame_nowait", None)
+        self._window_token: list[ReplyStream | None] = [self]
         self.msg_items: list[MsgItem] = []
         self.card: TemplateCard | None = None
         self._card_sent = False
@@ -116,24 +182,27 @@ class ReplyStream:
         return self._frames_sent
 
     async def append(self, text: str) -> None:
-        """Add ``text`` to the reply; it reaches the user with the next coalesced frame."""
+        """Add ``text`` to the reply; it reaches the user with the next coalesced frame.
+
+        A cancellation point, not a schedule point: appending never waits (DESIGN.md §8).
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._closing:
             raise RuntimeError("the stream is finished")
         if text:
             self._parts.append(text)
             self._version += 1
-            self._dirty.set()
-        await trio.lowlevel.checkpoint()
+            self._pump()
 
     async def set(self, text: str) -> None:
         """Replace the whole reply text."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         if self._closing:
             raise RuntimeError("the stream is finished")
         self._parts.clear()
         self._content = text
         self._version += 1
-        self._dirty.set()
-        await trio.lowlevel.checkpoint()
+        self._pump()
 
     def attach_card(self, card: TemplateCard) -> None:
         """Send ``card`` with the stream (stream_with_template_card), once per message."""
@@ -145,48 +214,98 @@ class ReplyStream:
         """Wait until everything appended so far has been delivered in a frame."""
         target = self._version
         while self._delivered_version < target and not self._stale and not self._closing:
-            self._dirty.set()
             await self._delivered.wait()
 
-    # --- driven by Turn.stream() -------------------------------------------------------------
+    # --- sending -------------------------------------------------------------------------------
 
-    async def run_flusher(self) -> None:
-        while True:
-            with trio.move_on_at(self._window_deadline):
-                await self._dirty.wait()
-            if self._closing:
-                return
-            if trio.current_time() >= self._window_deadline:
-                await self._finish_at_window()
-                return
-            self._dirty = trio.Event()
-            # Coalescing pause; closing ends it at once (the final frame must not wait).
-            pause_until = min(self._last_sent + self.min_interval, self._window_deadline)
-            if pause_until > trio.current_time():
-                with trio.CancelScope(deadline=pause_until) as self._pause:
-                    await trio.sleep_forever()
-            if self._closing:
-                return
-            if self._stale:
-                continue
-            version, content = self._version, self.content
+    def _pump(self) -> None:
+        """Send the text waiting, now if nothing is in flight and the pause is over, else later
+        (the ack of the frame in flight, or a SessionStreams timer, calls this again)."""
+        if self._closing or self._stale or self._in_flight or self._sent_version == self._version:
+            return
+        now = trio.current_time()
+        if now >= self._window_deadline:
+            self._at_window()
+            return
+        due = self._last_sent + self.min_interval
+        if now < due:
+            if due < self._timer_at:
+                self._timer_at = due
+                self._streams.call_at(due, self._on_timer)
+            return
+        version = self._version
+        content = first_part(self.content, self.content_limit)
+        self._sent_version = version
+        self._last_sent = now
+        self._in_flight = True
+        self._idle = trio.Event()
+        self._start_frame(content, finish=False, on_done=lambda error: self._frame_done(version, error))
+
+    def _on_timer(self) -> None:
+        self._timer_at = math.inf
+        self._pump()
+
+    def _frame_done(self, version: int, error: BaseException | None) -> None:
+        self._in_flight = False
+        self._idle.set()
+        if isinstance(error, StaleReply):
+            # WeCom no longer takes frames on this req_id: the final text goes out as a
+            # proactive message when the stream finishes.
+            self._stale = True
+            log.warning("stream %s: req_id no longer accepted; final text will be pushed", self.stream_id)
+        elif error is not None:
+            log.warning("stream %s: an intermediate frame failed: %s", self.stream_id, error)
+        self._delivered_version = max(self._delivered_version, version)
+        self._delivered.set()
+        self._delivered = trio.Event()
+        self._pump()
+
+    def _start_frame(self, content: str, *, finish: bool, on_done: FrameDone) -> None:
+        kwargs = self._frame_kwargs(finish)
+        if self._nowait is not None:
+            self._nowait(self.stream_id, content, finish, on_done=on_done, **kwargs)
+            return
+
+        async def send() -> None:
             try:
-                await self._send(first_part(content, self.content_limit), finish=False)
-            except StaleReply:
-                # WeCom no longer takes frames on this req_id: the final text goes out as a
-                # proactive message when the stream finishes.
-                self._stale = True
-                log.warning("stream %s: req_id no longer accepted; final text will be pushed", self.stream_id)
+                await self._channel.stream_frame(self.stream_id, content, finish, **kwargs)
             except RequestError as exc:
-                log.warning("stream %s: an intermediate frame failed: %s", self.stream_id, exc)
-            self._last_sent = trio.current_time()
-            self._delivered_version = version
-            self._delivered.set()
-            self._delivered = trio.Event()
+                on_done(exc)
+            else:
+                on_done(None)
+
+        self._streams.spawn(send)
+
+    def _frame_kwargs(self, finish: bool) -> dict[str, object]:
+        first = self._frames_sent == 0
+        self._frames_sent += 1
+        if first:
+            self._window_deadline = trio.current_time() + self.window
+            # The heap holds only this small token, so a finished stream is not kept alive
+            # until its window would have closed.
+            token = self._window_token
+            self._streams.call_at(self._window_deadline, lambda: token[0] and token[0]._at_window())
+        card = None
+        if self.card is not None and not self._card_sent:
+            card, self._card_sent = self.card, True  # at most once per message
+        return {
+            "feedback_id": self.feedback_id if first else None,
+            "msg_items": self.msg_items if finish and self.msg_items else None,
+            "card": card,
+        }
+
+    # --- the 6-minute window -------------------------------------------------------------------
+
+    def _at_window(self) -> None:
+        if self._closing or self._cut is not None or trio.current_time() < self._window_deadline:
+            return
+        self._cut = -1  # claimed; the real cut is set when the final frame goes out
+        self._streams.spawn(self._finish_at_window)
 
     async def _finish_at_window(self) -> None:
         """The handler still runs as the 6-minute window closes: finish the stream with what
         exists now; the rest goes out as continuation messages when the handler is done."""
+        await self._idle.wait()
         content = self.content
         shown = first_part(content, self.content_limit - len(CONTINUED_NOTE.encode()))
         self._cut = len(shown)
@@ -198,22 +317,28 @@ class ReplyStream:
         self._stale = True  # later text goes out through the fallback
         self._delivered.set()
 
+    # --- finishing -------------------------------------------------------------------------------
+
     def begin_close(self) -> None:
         self._closing = True
-        self._pause.cancel()
-        self._dirty.set()
         self._delivered.set()
+        if self._cut is None:
+            self._window_token[0] = None
 
     async def finish(self, *, suffix: str = "") -> None:
         """Send the final frame (the whole text), then any continuation parts.
 
-        Never raises RequestError: a reply that cannot be delivered is logged and marked
-        ``failed`` (the caller counts it); cancellation still propagates.
+        Raises :class:`ReplyFailed` when the reply could not be delivered after the bounded
+        retries (the stream is marked ``failed``); cancellation propagates.
         """
         self.begin_close()
         if self.finished:
             return
         self.finished = True
+        await self._idle.wait()  # the frame in flight first: one frame at a time
+        if self._cut == -1:  # finishing at the window right now: let it complete
+            while self._cut == -1:
+                await self._delivered.wait()
         text = self.content + suffix
         try:
             if self._cut is not None:  # finished early at the window: the rest follows as messages
@@ -223,7 +348,7 @@ class ReplyStream:
                 return
             parts = split_content(text, self.content_limit)
             if self._stale:
-                for part in split_content(text, self.content_limit):
+                for part in parts:
                     await self._channel.fallback(part)
             else:
                 await self._final_frame(parts[0])
@@ -236,7 +361,7 @@ class ReplyStream:
     async def _final_frame(self, content: str) -> None:
         for attempt in range(1, self.max_final_attempts + 1):
             try:
-                await self._send(content, finish=True)
+                await self._channel.stream_frame(self.stream_id, content, True, **self._frame_kwargs(True))
                 return
             except StaleReply:
                 log.warning(
@@ -246,23 +371,6 @@ class ReplyStream:
                 await self._channel.fallback(content)
                 return
             except RequestError as exc:
-                if attempt == self.max_final_attempts:
-                    raise
+                if attempt == self.max_final_attempts or getattr(exc, "errcode", None) == 45009:
+                    raise  # out of attempts, or rate-limited: sending again at once would not help
                 log.warning("stream %s: final frame failed (%s); sending it again", self.stream_id, exc)
-
-    async def _send(self, content: str, *, finish: bool) -> None:
-        first = self._frames_sent == 0
-        self._frames_sent += 1
-        if first:
-            self._window_deadline = trio.current_time() + self.window
-        card = None
-        if self.card is not None and not self._card_sent:
-            card, self._card_sent = self.card, True  # at most once per message
-        await self._channel.stream_frame(
-            self.stream_id,
-            content,
-            finish,
-            feedback_id=self.feedback_id if first else None,
-            msg_items=self.msg_items if finish and self.msg_items else None,
-            card=card,
-        )

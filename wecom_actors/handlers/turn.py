@@ -35,7 +35,7 @@ from ..protocol.replies import (
     VoiceReply,
 )
 from ..render import markdown_body, media_body, strip_mention
-from ..sessions import ReplyChannel, ReplyStream
+from ..sessions import ReplyChannel, ReplyStream, SessionStreams
 
 if TYPE_CHECKING:
     from ..media import MediaPayload
@@ -65,6 +65,7 @@ class Turn:
         new_stream_id: Callable[[], str],
         download: Callable[[InboundMediaRef], Awaitable[MediaPayload]],
         min_interval: float,
+        streams: SessionStreams,
         bot_name: str | None = None,
     ) -> None:
         self.message = message
@@ -74,6 +75,7 @@ class Turn:
         self._new_stream_id = new_stream_id
         self._download = download
         self._min_interval = min_interval
+        self._streams = streams
         self._bot_name = bot_name
         self.streams: list[ReplyStream] = []
         self.replied = False
@@ -129,18 +131,19 @@ class Turn:
         and the exception propagates; when it is cancelled (shutdown), it is finished with what
         exists plus a note, shielded and bounded in time.
         """
-        s = ReplyStream(self._channel, self._new_stream_id(), min_interval=self._min_interval, feedback_id=feedback_id)
+        s = ReplyStream(
+            self._channel,
+            self._new_stream_id(),
+            self._streams,
+            min_interval=self._min_interval,
+            feedback_id=feedback_id,
+        )
         self.streams.append(s)
         self.replied = True
         suffix = ""
         cancelled = False
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(s.run_flusher)
-                try:
-                    yield s
-                finally:
-                    s.begin_close()
+            yield s
         except trio.Cancelled:
             suffix, cancelled = INTERRUPTED_SUFFIX, True
             raise

@@ -56,7 +56,7 @@ class LongConnBot(BotCore):
             secret=config.bot_secret,
             transport_factory=transport_factory or _transport_for(config),
             correlator=self.correlator,
-            deliver=self.router.submit,
+            deliver=self.router.submit_nowait,
             new_req_id=self.ids.req_id,
             rng=rng,
             heartbeat_interval=config.heartbeat_interval,
@@ -79,6 +79,7 @@ class LongConnBot(BotCore):
     async def run(self, handle: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.handle = handle
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.streams.run)
             await nursery.start(self.router.run)
             await nursery.start(self.supervisor.run)
             task_status.started()
@@ -154,11 +155,18 @@ class _CountedReplies:
             raise AttributeError(name)
         return getattr(self._inner, name)
 
-    async def stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
+    def _count_stream(self, stream_id: str) -> None:
         if stream_id not in self._streams:
             self._streams.add(stream_id)
             self._limiter.record(self._inner.conversation)
+
+    async def stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
+        self._count_stream(stream_id)
         await self._inner.stream_frame(stream_id, content, finish, **kwargs)
+
+    def stream_frame_nowait(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
+        self._count_stream(stream_id)
+        self._inner.stream_frame_nowait(stream_id, content, finish, **kwargs)
 
     async def reply(self, body: object) -> None:
         self._limiter.record(self._inner.conversation)

@@ -2,7 +2,9 @@
 
 State lives at bot level and survives reconnects (lanes of requests per req_id, the timer heap);
 :meth:`Correlator.run` is the per-connection writer task, started inside the connection's nursery.
-Requests and acks arrive on one bounded inbox channel, so a burst of N frames costs one wake-up.
+Enqueueing a request and matching an ack are synchronous (a few dict and deque operations); the
+writer task is woken only when there is something to write or a timer to serve, and it writes
+every ready frame at once, so a burst of N frames costs one wake-up (DESIGN.md §8).
 
 Rules (ws-protocol.md §2.2, §4.3):
 
@@ -26,6 +28,7 @@ import itertools
 import logging
 import math
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 import trio
@@ -53,6 +56,7 @@ class _Pending:
         "ack",
         "attempts",
         "bound",
+        "callback",
         "cmd",
         "conflicts",
         "deadline",
@@ -73,6 +77,7 @@ class _Pending:
         self.idempotent = idempotent
         self.bound = bound  # only meaningful on the connection it was made for (ping)
         self.event = trio.Event()
+        self.callback: Callable[[_Pending], None] | None = None
         self.ack: Ack | None = None
         self.error: Exception | None = None
         self.state = _State.QUEUED
@@ -82,9 +87,6 @@ class _Pending:
         self.resubscribes = 0
         self.deadline = 0.0
         self.generation = 0
-
-
-_WAKE = object()  # wakes the writer after an ack made a frame ready
 
 
 class CorrelatorStatistics(msgspec.Struct, frozen=True):
@@ -105,7 +107,6 @@ class Correlator:
         self,
         *,
         ack_timeout: float = 5.0,
-        inbox_size: int = 256,
         max_lane: int = 64,
         max_conflict_retries: int = 3,
         max_resubscribe_retries: int = 3,
@@ -114,7 +115,7 @@ class Correlator:
         self.max_lane = max_lane
         self.max_conflict_retries = max_conflict_retries
         self.max_resubscribe_retries = max_resubscribe_retries
-        self._inbox_send, self._inbox_recv = trio.open_memory_channel[object](inbox_size)
+        self._wakeup = trio.Event()
         self._lanes: dict[str, deque[_Pending]] = {}
         self._heap: list[tuple[float, int, _Pending, _State]] = []
         self._seq = itertools.count()
@@ -136,8 +137,8 @@ class Correlator:
         not been written yet it never will be.
         """
         pending = _Pending(cmd, req_id, encode_request(cmd, req_id, body), idempotent, bound)
+        self._enqueue(pending)
         try:
-            await self._inbox_send.send(pending)
             await pending.event.wait()
         except BaseException:
             pending.abandoned = True
@@ -146,6 +147,40 @@ class Correlator:
             raise pending.error
         assert pending.ack is not None
         return pending.ack
+
+    def submit(
+        self,
+        cmd: str,
+        req_id: str,
+        body: object,
+        callback: Callable[[Ack | None, Exception | None], None],
+        *,
+        idempotent: bool = True,
+    ) -> None:
+        """Start a request without waiting: ``callback(ack, error)`` runs once it is settled.
+
+        The callback runs synchronously inside the Correlator (in the Reader's or the writer's
+        task): it must be quick and must not raise. This is the no-task path of stream frames.
+        """
+        pending = _Pending(cmd, req_id, encode_request(cmd, req_id, body), idempotent, False)
+        pending.callback = lambda p: callback(p.ack, p.error)
+        self._enqueue(pending)
+
+    def _enqueue(self, item: _Pending) -> None:
+        lane = self._lanes.get(item.req_id)
+        if lane is None:
+            self._lanes[item.req_id] = deque((item,))
+            self._ready.append(item)
+            self._wakeup.set()
+        elif len(lane) >= self.max_lane:
+            self._counts["failed"] += 1
+            item.state = _State.DONE
+            item.error = Overloaded(f"more than {self.max_lane} requests queued for req_id {item.req_id}")
+            item.event.set()
+            if item.callback is not None:
+                item.callback(item)
+        else:
+            lane.append(item)
 
     @property
     def generation(self) -> int:
@@ -157,7 +192,7 @@ class Correlator:
 
         Synchronous on purpose: matching an ack is a dict lookup and an Event.set(), so the
         Reader does it inline instead of paying a channel hop per ack (DESIGN.md §8). If the ack
-        made another frame ready, the writer is woken with a token on its inbox. Raises
+        made another frame ready, the writer task is woken. Raises
         ConnectionLost for 846609 (the Reader's connection then dies, as it should).
         """
         if generation != self._generation:
@@ -166,10 +201,7 @@ class Correlator:
         next_timer = self._heap[0][0] if self._heap else math.inf
         self._handle_ack(ack)
         if self._ready or (self._heap and self._heap[0][0] < next_timer):
-            try:
-                self._inbox_send.send_nowait(_WAKE)
-            except trio.WouldBlock:
-                pass  # the inbox is full, so the writer is about to run anyway
+            self._wakeup.set()
 
     def statistics(self) -> CorrelatorStatistics:
         queued = in_flight = 0
@@ -200,18 +232,14 @@ class Correlator:
         generation = self._generation
         self._settle_after_reconnect()
         task_status.started(generation)
-        recv = self._inbox_recv
         while True:
             await self._write_ready(conn, generation)
-            deadline = self._heap[0][0] if self._heap else math.inf
-            with trio.move_on_at(deadline):
-                self._handle(await recv.receive(), generation)
-                while True:
-                    try:
-                        item = recv.receive_nowait()
-                    except trio.WouldBlock:
-                        break
-                    self._handle(item, generation)
+            if not self._ready:
+                deadline = self._heap[0][0] if self._heap else math.inf
+                if deadline > trio.current_time():
+                    with trio.move_on_at(deadline):
+                        await self._wakeup.wait()
+                self._wakeup = trio.Event()
             self._expire(trio.current_time(), generation)
 
     def _settle_after_reconnect(self) -> None:
@@ -267,26 +295,6 @@ class Correlator:
         if scope.cancelled_caught:
             raise ConnectionLost(f"writing frames took longer than {self.ack_timeout} s")
 
-    def _handle(self, item: object, generation: int) -> None:
-        if item is _WAKE:
-            return
-        if isinstance(item, _Pending):
-            if item.abandoned:
-                return
-            lane = self._lanes.get(item.req_id)
-            if lane is None:
-                self._lanes[item.req_id] = deque((item,))
-                self._ready.append(item)
-            elif len(lane) >= self.max_lane:
-                self._counts["failed"] += 1
-                item.state = _State.DONE
-                item.error = Overloaded(f"more than {self.max_lane} requests queued for req_id {item.req_id}")
-                item.event.set()
-            else:
-                lane.append(item)
-            return
-        raise AssertionError(f"unexpected item on the correlator inbox: {item!r}")
-
     def _handle_ack(self, ack: Ack) -> None:
         lane = self._lanes.get(ack.req_id)
         head = lane[0] if lane else None
@@ -332,17 +340,23 @@ class Correlator:
                 self._ready.append(p)
 
     def _finish(self, p: _Pending, *, ack: Ack | None = None, error: Exception | None = None) -> None:
-        """Complete the head of its lane and start the next one."""
+        """Complete the head of its lane, start the next one, then tell the waiter."""
         p.state = _State.DONE
         p.ack = ack
         p.error = error
         self._counts["acked" if ack is not None else "failed"] += 1
-        p.event.set()
         lane = self._lanes[p.req_id]
         lane.popleft()
         while lane and lane[0].abandoned and lane[0].state is _State.QUEUED:
             lane.popleft().state = _State.DONE
         if lane:
             self._ready.append(lane[0])
+            self._wakeup.set()
         else:
             del self._lanes[p.req_id]
+        p.event.set()
+        if p.callback is not None and not p.abandoned:
+            try:
+                p.callback(p)
+            except Exception:  # a callback bug must not take the connection down with it
+                log.exception("a request callback failed (req_id %s)", p.req_id)

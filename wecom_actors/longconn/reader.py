@@ -8,7 +8,7 @@ with a non-blocking policy there, so heartbeat acks keep flowing under load.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import trio
 
@@ -29,7 +29,7 @@ class Reader:
         conn: Transport,
         correlator: Correlator,
         generation: int,
-        deliver: Callable[[str, InboundMessage], Awaitable[None]],
+        deliver: Callable[[str, InboundMessage], None],
         counters: dict[str, int],
     ) -> None:
         self._conn = conn
@@ -71,4 +71,4 @@ class Reader:
                     "kick the other instance in turn)"
                 )
                 raise KickedOut("replaced by another connection of the same bot (disconnected_event)")
-            await self._deliver(env.req_id, message)
+            self._deliver(env.req_id, message)

@@ -48,6 +48,27 @@ class LongConnReplies:
         # Full-replace content makes a stream frame safe to send again after a reconnect.
         await self._respond(Cmd.RESPOND_MSG, body, idempotent=True)
 
+    def stream_frame_nowait(
+        self,
+        stream_id: str,
+        content: str,
+        finish: bool,
+        *,
+        on_done,  # type: ignore[no-untyped-def]
+        feedback_id: str | None = None,
+        msg_items: list[MsgItem] | None = None,
+        card: TemplateCard | None = None,
+    ) -> None:
+        """Start a stream frame without a task; ``on_done(error_or_None)`` when it is settled."""
+        body = stream_reply(stream_id, content, finish, feedback_id=feedback_id, msg_items=msg_items, card=card)
+
+        def settled(ack: object, error: Exception | None) -> None:
+            if isinstance(error, AckError) and error.errcode == ErrCode.INVALID_REQ_ID:
+                error = StaleReply(str(error), errcode=error.errcode, errmsg=error.errmsg)
+            on_done(error)
+
+        self._correlator.submit(Cmd.RESPOND_MSG, self.req_id, body, settled, idempotent=True)
+
     async def reply(self, body: object) -> None:
         await self._respond(Cmd.RESPOND_MSG, body, idempotent=False)
 

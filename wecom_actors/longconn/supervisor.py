@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -89,7 +89,7 @@ class ConnectionSupervisor:
         secret: str,
         transport_factory: TransportFactory,
         correlator: Correlator,
-        deliver: Callable[[str, InboundMessage], Awaitable[None]],
+        deliver: Callable[[str, InboundMessage], None],
         new_req_id: Callable[[str], str],
         rng: random.Random,
         heartbeat_interval: float = 30.0,

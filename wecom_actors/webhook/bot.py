@@ -108,6 +108,7 @@ class WebhookBot(BotCore):
         self.handle = handle
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self.streams.run)
                 await nursery.start(self.router.run)
                 await nursery.start(self.table.run_sweeper)
                 self.port = await nursery.start(self.server.run)
