@@ -453,19 +453,28 @@ class PySpy:
         self.child.stop(signal.SIGINT, grace=15.0)
 
 
+# The event loop's poll: py-spy sometimes counts a thread blocked in epoll_wait as active.
+POLL_FRAMES = ("EpollIOManager.get_events", "EpollSelector.select")
+
+
 def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, Any]:
-    """Self and inclusive shares of the functions in a py-spy collapsed-stack file."""
+    """Self and inclusive shares of the functions in a py-spy collapsed-stack file. Samples in
+    the event loop's poll (``POLL_FRAMES``) are counted apart (``poll_share``) and left out of
+    the shares: they are waiting, whether or not py-spy noticed."""
     self_n: dict[str, int] = {}
     incl_n: dict[str, int] = {}
     pkg_n: dict[str, int] = {}
-    total = 0
+    total = polled = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        total += n
         frames = [f.replace(strip, "") for f in stack.split(";")]
+        if frames[-1].startswith(POLL_FRAMES):
+            polled += n
+            continue
+        total += n
         self_n[frames[-1]] = self_n.get(frames[-1], 0) + n
         pkg = _package_of(frames[-1])
         pkg_n[pkg] = pkg_n.get(pkg, 0) + n
@@ -481,6 +490,7 @@ def profile_summary(raw: Path, *, top: int = 20, strip: str = "") -> dict[str, A
 
     return {
         "samples": total,
+        "poll_samples": polled,
         "self": ranked(self_n),
         "inclusive": ranked(incl_n),
         "self_by_package": ranked(pkg_n),
@@ -498,7 +508,9 @@ def _package_of(frame: str) -> str:
 
 
 def format_profile(summary: dict[str, Any], *, top: int = 15) -> str:
-    lines = [f"{summary['samples']} samples"]
+    lines = [
+        f"{summary['samples']} samples (+{summary['poll_samples']} in the event loop's poll, left out)"
+    ]
     lines.append(
         "  self time by package: "
         + ", ".join(f"{pkg} {share * 100:.0f}%" for pkg, share in summary["self_by_package"][:8])

@@ -82,7 +82,10 @@ class ReplyChannel(Protocol):
 
 class SessionStreams:
     """The bot-wide actor behind every ReplyStream's delayed work: one timer heap (coalescing
-    pauses, 6-minute windows) and one nursery for the rare async work they trigger."""
+    pauses, 6-minute windows) and one nursery for the rare async work they trigger.
+
+    Adding a timer wakes the actor only when the new timer is its earliest.
+    """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
@@ -93,10 +96,9 @@ class SessionStreams:
 
     def call_at(self, when: float, callback: Callable[[], None]) -> None:
         """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``."""
-        first = self._heap[0][0] if self._heap else math.inf
-        heapq.heappush(self._heap, (when, next(self._seq), callback))
-        if when < first:
+        if not self._heap or when < self._heap[0][0]:
             self._changed.set()
+        heapq.heappush(self._heap, (when, next(self._seq), callback))
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:

@@ -89,6 +89,12 @@ class _Pending:
         self.generation = 0
 
 
+def _waiting(entry: tuple[float, _Pending], generation: int) -> bool:
+    """Is this in-flight entry still waiting for its ack on this connection?"""
+    deadline, p = entry
+    return p.state is _State.IN_FLIGHT and p.generation == generation and p.deadline == deadline
+
+
 class CorrelatorStatistics(msgspec.Struct, frozen=True):
     lanes: int
     queued: int
@@ -117,7 +123,10 @@ class Correlator:
         self.max_resubscribe_retries = max_resubscribe_retries
         self._wakeup = trio.Event()
         self._lanes: dict[str, deque[_Pending]] = {}
+        # Retry timers (6000) in a heap. Ack deadlines need no heap: the ack timeout is one
+        # constant, so frames in flight expire in the order they were written (a FIFO).
         self._heap: list[tuple[float, int, _Pending, _State]] = []
+        self._inflight: deque[tuple[float, _Pending]] = deque()
         self._seq = itertools.count()
         self._ready: deque[_Pending] = deque()
         self._generation = 0
@@ -198,9 +207,9 @@ class Correlator:
         if generation != self._generation:
             self._counts["unmatched"] += 1
             return
-        next_timer = self._heap[0][0] if self._heap else math.inf
+        next_retry = self._heap[0][0] if self._heap else math.inf
         self._handle_ack(ack)
-        if self._ready or (self._heap and self._heap[0][0] < next_timer):
+        if self._ready or (self._heap and self._heap[0][0] < next_retry):
             self._wakeup.set()
 
     def statistics(self) -> CorrelatorStatistics:
@@ -216,7 +225,7 @@ class Correlator:
             lanes=len(self._lanes),
             queued=queued,
             in_flight=in_flight,
-            timers=len(self._heap),
+            timers=len(self._heap) + len(self._inflight),
             sent=c["sent"],
             acked=c["acked"],
             failed=c["failed"],
@@ -235,12 +244,19 @@ class Correlator:
         while True:
             await self._write_ready(conn, generation)
             if not self._ready:
-                deadline = self._heap[0][0] if self._heap else math.inf
+                deadline = self._next_deadline(generation)
                 if deadline > trio.current_time():
                     with trio.move_on_at(deadline):
                         await self._wakeup.wait()
                 self._wakeup = trio.Event()
             self._expire(trio.current_time(), generation)
+
+    def _next_deadline(self, generation: int) -> float:
+        inflight = self._inflight
+        while inflight and not _waiting(inflight[0], generation):
+            inflight.popleft()  # already acked (or resent): drop it without waking for it
+        ack_deadline = inflight[0][0] if inflight else math.inf
+        return min(ack_deadline, self._heap[0][0] if self._heap else math.inf)
 
     def _settle_after_reconnect(self) -> None:
         """Frames left from a dead connection: resend the idempotent ones, fail the rest."""
@@ -282,7 +298,7 @@ class Correlator:
             p.generation = generation
             p.attempts += 1
             p.deadline = now + self.ack_timeout
-            heapq.heappush(self._heap, (p.deadline, next(self._seq), p, _State.IN_FLIGHT))
+            self._inflight.append((p.deadline, p))
             batch.append(p.frame)
         if not batch:
             return
@@ -325,17 +341,19 @@ class Correlator:
             )
 
     def _expire(self, now: float, generation: int) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            when, _, p, kind = heapq.heappop(heap)
-            if p.state is not kind:
-                continue
-            if kind is _State.IN_FLIGHT and p.generation == generation and p.deadline == when:
+        inflight = self._inflight
+        while inflight and inflight[0][0] <= now:
+            entry = inflight.popleft()
+            if _waiting(entry, generation):
+                p = entry[1]
                 self._finish(
                     p,
                     error=AckTimeout(f"{p.cmd} (req_id {p.req_id}): no ack within {self.ack_timeout} s"),
                 )
-            elif kind is _State.WAIT_RETRY:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, p, kind = heapq.heappop(heap)
+            if p.state is kind is _State.WAIT_RETRY:
                 p.state = _State.QUEUED
                 self._ready.append(p)
 

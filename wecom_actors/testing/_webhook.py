@@ -28,12 +28,15 @@ What it does, per spec section:
 Each ``send_*`` returns a :class:`WebhookView`: what the user saw. With ``strict=True`` (the
 default) a protocol violation raises :class:`WebhookConformanceError`; otherwise it is recorded
 in ``view.errors``.
+
+The parts: :mod:`._webhook_crypto` (§3, written from the spec), :mod:`._webhook_records` (what
+the fake records and raises) and :mod:`._webhook_server` (its own media and response_url
+server); this module drives the bot.
 """
 
 from __future__ import annotations
 
 import base64
-import enum
 import hashlib
 import json
 import logging
@@ -42,14 +45,24 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import trio
-from Crypto.Cipher import AES
+
+from ._webhook_crypto import aes_key, decrypt_msg, encrypt_msg, sign
+from ._webhook_records import (
+    CONTENT_LIMIT,
+    MAX_MSG_ITEMS,
+    FakeWebhookErrcode,
+    ResponseUrlPost,
+    VerifyResult,
+    WebhookConformanceError,
+    WebhookView,
+)
+from ._webhook_server import IssuedUrl, ServerMixin
 
 __all__ = [
     "FakeWebhookErrcode",
@@ -64,138 +77,13 @@ __all__ = [
 
 logger = logging.getLogger("wecom_actors.testing.webhook")
 
-CONTENT_LIMIT = 20480  # §5.2 stream content, §7 markdown content (UTF-8 bytes)
-MAX_MSG_ITEMS = 10  # §5.2
 _CLIENT_SHARDS = 16
-
-
-class WebhookConformanceError(AssertionError):
-    """The bot broke a rule of the webhook protocol (strict mode)."""
-
-
-class FakeWebhookErrcode(enum.IntEnum):
-    """Answers of the fake's response_url endpoint. The real codes are undocumented (spec §11):
-    these are the fake's own choices."""
-
-    OK = 0
-    INVALID_PARAMETER = 40058
-    CONTENT_TOO_LONG = 45002
-    RESPONSE_URL_USED = 846620
-    RESPONSE_URL_EXPIRED = 846621
-    RESPONSE_URL_UNKNOWN = 846622
-    CARD_NOT_ALLOWED = 846623  # template_card through response_url in a group chat
-
-
-# --- crypto (§3), independent of wecom_actors.crypto -----------------------------------------------
-
-
-def _aes_key(encoding_aes_key: str) -> bytes:
-    key = base64.b64decode(encoding_aes_key + "=" * (-len(encoding_aes_key) % 4))
-    if len(key) != 32:
-        raise ValueError("the EncodingAESKey must decode to 32 bytes (43 characters)")
-    return key
-
-
-def _pad32(data: bytes) -> bytes:
-    n = 32 - len(data) % 32
-    return data + bytes([n]) * n
-
-
-def _cbc(key: bytes) -> Any:
-    return AES.new(key, AES.MODE_CBC, iv=key[:16])
-
-
-def _sign(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
-    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypt])).encode()).hexdigest()
-
-
-def _encrypt(key: bytes, msg: bytes, random16: bytes) -> str:
-    framed = random16 + len(msg).to_bytes(4, "big") + msg  # receiveid "" for AI bots
-    return base64.b64encode(_cbc(key).encrypt(_pad32(framed))).decode()
-
-
-def _decrypt(key: bytes, encrypt: str) -> bytes:
-    raw = _cbc(key).decrypt(base64.b64decode(encrypt, validate=True))
-    n = raw[-1] if raw else 0
-    if not 1 <= n <= 32 or raw[-n:] != bytes([n]) * n:
-        raise ValueError("bad PKCS#7 padding")
-    framed = raw[:-n]
-    size = int.from_bytes(framed[16:20], "big")
-    if 20 + size != len(framed):
-        raise ValueError("length prefix does not match (or the receiveid is not empty)")
-    return framed[20:]
-
-
-# --- records -----------------------------------------------------------------------------------------
-
-
-@dataclass
-class VerifyResult:
-    status: int
-    body: bytes
-    expected: str
-    ok: bool
-    elapsed: float
-
-
-@dataclass
-class ResponseUrlPost:
-    """One POST the bot made to a response_url."""
-
-    code: str
-    body: Any
-    errcode: int
-    at: float
-
-    @property
-    def accepted(self) -> bool:
-        return self.errcode == 0
-
-
-@dataclass
-class WebhookView:
-    """One callback and everything the user saw of the bot's answer to it."""
-
-    msgid: str
-    msgtype: str
-    userid: str
-    chatid: str | None
-    payload: dict[str, Any]
-    created: float
-    response_url: str | None = None
-    status: int = 0
-    latency: float = 0.0  # trio seconds from the POST to its answer
-    first_reply: dict[str, Any] | None = None
-    stream_id: str | None = None
-    answers: list[dict[str, Any]] = field(default_factory=list)  # every stream answer
-    refreshes: list[str] = field(default_factory=list)  # content of every refresh answer
-    empty_refreshes: int = 0
-    content: str = ""
-    finished: bool = False
-    timed_out: bool = False
-    msg_items: list[dict[str, Any]] = field(default_factory=list)
-    card: dict[str, Any] | None = None
-    welcome: dict[str, Any] | None = None
-    update: dict[str, Any] | None = None
-    pushes: list[Any] = field(default_factory=list)  # accepted response_url bodies
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def push_text(self) -> str:
-        return "".join(p.get("markdown", {}).get("content", "") for p in self.pushes if isinstance(p, dict))
-
-
-@dataclass
-class _Url:
-    view: WebhookView
-    created: float
-    used: bool = False
 
 
 # --- the fake ----------------------------------------------------------------------------------------
 
 
-class FakeWebhookWeCom:
+class FakeWebhookWeCom(ServerMixin):
     """WeCom's side of webhook mode, against one bot URL. Start it with :func:`open_fake_webhook`
     or ``await nursery.start(fake.run)``."""
 
@@ -220,7 +108,7 @@ class FakeWebhookWeCom:
     ) -> None:
         self.bot_url = bot_url
         self.token = token
-        self._key = _aes_key(encoding_aes_key)
+        self._key = aes_key(encoding_aes_key)
         self.aibotid = aibotid
         self.poll_interval = poll_interval
         self.reply_timeout = reply_timeout
@@ -239,7 +127,7 @@ class FakeWebhookWeCom:
         self._clients: list[httpx.AsyncClient] = []
         self.views: list[WebhookView] = []
         self.posts: list[ResponseUrlPost] = []
-        self._urls: dict[str, _Url] = {}
+        self._urls: dict[str, IssuedUrl] = {}
         self._media: dict[str, tuple[bytes, float, str | None]] = {}
         self._in_flight: dict[str, int] = {}
         self._posted = trio.Event()
@@ -281,7 +169,7 @@ class FakeWebhookWeCom:
         encrypt = self._encrypt(plaintext.encode())
         ts, nonce = self._ts_nonce()
         echostr = quote(encrypt, safe="") if percent_encode else encrypt
-        query = f"msg_signature={_sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}&echostr={echostr}"
+        query = f"msg_signature={sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}&echostr={echostr}"
         start = trio.current_time()
         with trio.fail_after(self.verify_timeout):
             response = await self._client().get(self._with_query(query))
@@ -340,12 +228,6 @@ class FakeWebhookWeCom:
             data.update(content=content, inaccurate_reason_list=[2])
         return await self.deliver(self.event(userid, "feedback_event", data, chatid=chatid, msgid=msgid, response_url=False))
 
-    async def wait_pushes(self, view: WebhookView, count: int = 1) -> list[Any]:
-        """Wait until ``count`` response_url posts of ``view`` were accepted."""
-        while len(view.pushes) < count:
-            await self._posted.wait()
-        return view.pushes
-
     # --- building callbacks --------------------------------------------------------------------
 
     def new_msgid(self) -> str:
@@ -378,20 +260,6 @@ class FakeWebhookWeCom:
         body.update(msgtype="event", event=event)
         return body
 
-    def add_media(self, data: bytes, *, filename: str | None = None, fault: str | None = None) -> str:
-        """Serve ``data`` encrypted with the EncodingAESKey; returns its URL (valid ``media_ttl``).
-
-        ``fault``: ``"bad-padding"`` serves a blob whose padding is wrong, ``"not-found"`` a URL
-        that answers 404.
-        """
-        token = f"{self._rng.getrandbits(96):024x}"
-        blob = _cbc(self._key).encrypt(_pad32(data))
-        if fault == "bad-padding":
-            blob = _cbc(self._key).encrypt(data + bytes(32 - len(data) % 32 or 32))
-        if fault != "not-found":
-            self._media[token] = (blob, trio.current_time(), filename)
-        return f"{self.base_url}/media/{token}"
-
     # --- one exchange ------------------------------------------------------------------------
 
     async def deliver(self, payload: dict[str, Any]) -> WebhookView:
@@ -403,9 +271,7 @@ class FakeWebhookWeCom:
             raise RuntimeError(f"user {user} already has {self.max_in_flight} messages in flight (spec §5.3)")
         view = WebhookView(payload["msgid"], msgtype, user, payload.get("chatid"), payload, trio.current_time())
         if payload.get("response_url") == "":
-            code = f"{self._rng.getrandbits(96):024x}"
-            payload["response_url"] = view.response_url = f"{self.base_url}/response/{code}"
-            self._urls[code] = _Url(view, trio.current_time())
+            payload["response_url"] = view.response_url = self._issue_response_url(view)
         self.views.append(view)
         if counted:
             self._in_flight[user] = self._in_flight.get(user, 0) + 1
@@ -504,7 +370,7 @@ class FakeWebhookWeCom:
     async def _post(self, view: WebhookView, payload: dict[str, Any], *, record: bool = True) -> dict[str, Any] | None:
         encrypt = self._encrypt(json.dumps(payload, ensure_ascii=False).encode())
         ts, nonce = self._ts_nonce()
-        query = f"msg_signature={_sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}"
+        query = f"msg_signature={sign(self.token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}"
         start = trio.current_time()
         try:
             with trio.fail_after(self.reply_timeout):
@@ -543,10 +409,10 @@ class FakeWebhookWeCom:
             raise ValueError("the answer's nonce must be the callback's nonce (spec §3.6)")
         if not isinstance(ts, int | str) or not str(ts).isdigit():
             raise ValueError("the answer's timestamp must be seconds (a number or a digit string)")
-        if _sign(self.token, str(ts), answer_nonce, encrypt) != signature:
+        if sign(self.token, str(ts), answer_nonce, encrypt) != signature:
             raise ValueError("the answer's msgsignature does not verify")
         try:
-            reply = json.loads(_decrypt(self._key, encrypt))
+            reply = json.loads(decrypt_msg(self._key, encrypt))
         except ValueError as exc:
             raise ValueError(f"the answer does not decrypt: {exc}") from None
         if not isinstance(reply, dict):
@@ -559,7 +425,7 @@ class FakeWebhookWeCom:
             raise WebhookConformanceError(f"{view.msgtype} {view.msgid}: {problem}")
 
     def _encrypt(self, msg: bytes) -> str:
-        return _encrypt(self._key, msg, self._rng.randbytes(16))
+        return encrypt_msg(self._key, msg, self._rng.randbytes(16))
 
     def _ts_nonce(self) -> tuple[str, str]:
         return str(int(self.wall_clock())), str(self._rng.randrange(10**9, 10**10))
@@ -572,79 +438,6 @@ class FakeWebhookWeCom:
             raise RuntimeError("the fake is not running: use open_fake_webhook() or nursery.start(fake.run)")
         return self._clients[sum(user.encode()) % len(self._clients)]
 
-    # --- the fake's own HTTP server: media and response_url -------------------------------------
-
-    async def wait_idle(self) -> None:
-        """Wait until no request to the fake's own server (media, response_url) is being answered."""
-        while self._active:
-            await self._idle.wait()
-
-    async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        self._active += 1
-        try:
-            await self._serve_one(scope, receive, send)
-        finally:
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
-                self._idle = trio.Event()
-
-    async def _serve_one(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path, method, now = scope["path"], scope["method"], trio.current_time()
-        status, body, ctype, extra = 404, b"not found", b"text/plain", []
-        if path.startswith("/media/") and method == "GET":
-            item = self._media.get(path[7:])
-            if item is not None and now - item[1] <= self.media_ttl:
-                status, body, ctype = 200, item[0], b"application/octet-stream"
-                if item[2]:
-                    extra = [(b"content-disposition", f"attachment; filename*=UTF-8''{quote(item[2])}".encode())]
-        elif path.startswith("/response/") and method == "POST":
-            chunks = []
-            while True:
-                event = await receive()
-                chunks.append(event.get("body", b""))
-                if not event.get("more_body"):
-                    break
-            errcode, errmsg = self._response_url(path[10:], b"".join(chunks), now)
-            status, ctype = 200, b"application/json"
-            body = json.dumps({"errcode": int(errcode), "errmsg": errmsg}).encode()
-        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    def _response_url(self, code: str, raw: bytes, now: float) -> tuple[int, str]:
-        url = self._urls.get(code)
-        errcode, errmsg = FakeWebhookErrcode.OK, "ok"
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        if url is None:
-            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_UNKNOWN, "unknown response_url"
-        elif url.used:
-            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_USED, "response_url already used"
-        elif now - url.created > self.response_url_ttl:
-            errcode, errmsg = FakeWebhookErrcode.RESPONSE_URL_EXPIRED, "response_url expired"
-        elif not isinstance(body, dict) or body.get("msgtype") not in ("markdown", "template_card"):
-            errcode, errmsg = FakeWebhookErrcode.INVALID_PARAMETER, "msgtype must be markdown or template_card"
-        elif body["msgtype"] == "markdown" and not isinstance(body.get("markdown", {}).get("content"), str):
-            errcode, errmsg = FakeWebhookErrcode.INVALID_PARAMETER, "markdown.content must be a string"
-        elif body["msgtype"] == "markdown" and len(body["markdown"]["content"].encode()) > CONTENT_LIMIT:
-            errcode, errmsg = FakeWebhookErrcode.CONTENT_TOO_LONG, f"content over {CONTENT_LIMIT} bytes"
-        elif body["msgtype"] == "template_card" and url.view.chatid is not None:
-            errcode, errmsg = FakeWebhookErrcode.CARD_NOT_ALLOWED, "template_card only in single chats"
-        self.posts.append(ResponseUrlPost(code, body, int(errcode), now))
-        if url is not None and errcode == FakeWebhookErrcode.OK:
-            url.used = True
-            url.view.pushes.append(body)
-        self._posted.set()
-        self._posted = trio.Event()
-        return errcode, errmsg
 
 
 @asynccontextmanager
