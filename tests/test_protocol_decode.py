@@ -29,7 +29,9 @@ from wecom_actors.protocol import (
 from wecom_actors.protocol.frames import CALLBACK_COMMANDS, REPLY_COMMANDS
 from wecom_actors.protocol.replies import UploadFinishResult, UploadInitResult
 
-from .protocol_examples import CALLBACKS, MSGID, WH_TEXT, WS_FRAMES, parsed
+from .protocol_examples import CALLBACKS, parsed
+from .protocol_examples_webhook import MSGID, WH_TEXT
+from .protocol_examples_ws import WS_FRAMES
 
 
 def dig(obj: object, path: str) -> object:

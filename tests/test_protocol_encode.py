@@ -44,9 +44,9 @@ from wecom_actors.protocol.replies import (
     UploadInitResult,
 )
 
-from .protocol_examples import (
+from .protocol_examples import CALLBACKS, parsed
+from .protocol_examples_replies import (
     ALERT_CARD,
-    CALLBACKS,
     CARD_EXAMPLES,
     CONFIRMED_CARD,
     IMAGE_ITEM,
@@ -54,9 +54,8 @@ from .protocol_examples import (
     REQUEST_BODY_CASES,
     SEND_MSG_CASES,
     UPDATE_CASES,
-    WS_FRAMES,
-    parsed,
 )
+from .protocol_examples_ws import WS_FRAMES
 
 # =================================================================================================
 # Encoding: every reply and request body has exactly the shape the spec shows

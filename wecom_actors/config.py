@@ -104,7 +104,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     media_timeout: float = 30.0
     webhook_max_body: int = 1048576
     webhook_timestamp_window: float = 600.0
-    transport: str = "trio-websocket"  # or "wsproto": the long-connection WebSocket engine
+    transport: str = "wsproto"  # or "trio-websocket": the long-connection WebSocket engine
     bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
 
     def __post_init__(self) -> None:
