@@ -150,9 +150,15 @@ class Child:
         return self.proc.returncode
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def children() -> Iterator[list[Child]]:
-    """Every Child appended to the yielded list is stopped on exit, error or KeyboardInterrupt."""
+    """Every Child appended to the yielded list is stopped on exit, error, KeyboardInterrupt or
+    SIGTERM (turned into KeyboardInterrupt while the block runs)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     procs: list[Child] = []
     try:
         yield procs
@@ -160,6 +166,7 @@ def children() -> Iterator[list[Child]]:
         for child in reversed(procs):
             with contextlib.suppress(Exception):
                 child.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 def clean_env(**wecom: str) -> dict[str, str]:
