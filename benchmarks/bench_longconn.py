@@ -1,6 +1,8 @@
 """Long-connection load, side by side with the official Python SDK, in one run.
 
     python benchmarks/bench_longconn.py [--users U] [--messages M] [--rounds R] [--only ours|ref]
+                                        [--transport default|trio-websocket|wsproto|both]
+                                        [--profile] [--count-steps]
 
 Three processes: the load generator (``_loadgen.py``: the bundled fake WeCom on 127.0.0.1), and
 one bot under test at a time, started fresh for each round: ours (``python -m wecom_actors.cli
@@ -14,7 +16,9 @@ then the same burst (all U x M pushed at once). Measured: latency callback pushe
 received (p50/p95/p99/max), throughput, the echo contract (lost / duplicated / wrong final
 content), the bot process's CPU time per message (``/proc/<pid>/task/*/schedstat``, read before
 and after each phase) and its peak RSS (VmHWM). The table shows medians over the rounds and the
-ratio ours / reference for every figure.
+ratio ours / reference for every figure. ``--transport both`` runs our bot twice per round, once
+on each WebSocket engine (``WECOM_TRANSPORT``); ``--profile`` and ``--count-steps`` add an
+unmeasured pass under py-spy and under a trio instrument counting task steps per message.
 """
 
 from __future__ import annotations

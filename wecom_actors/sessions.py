@@ -273,6 +273,11 @@ class ReplyStream:
                 await self._channel.stream_frame(self.stream_id, content, finish, **kwargs)
             except RequestError as exc:
                 on_done(exc)
+            except Exception as exc:
+                # This task runs in the bot-wide SessionStreams nursery: a channel's bug must
+                # cost this frame, not the whole bot.
+                log.exception("stream %s: sending a frame failed unexpectedly", self.stream_id)
+                on_done(exc)
             else:
                 on_done(None)
 
@@ -316,8 +321,11 @@ class ReplyStream:
             await self._final_frame(shown + CONTINUED_NOTE)
         except RequestError as exc:
             log.error("stream %s: finishing at the window failed: %s", self.stream_id, exc)
-        self._stale = True  # later text goes out through the fallback
-        self._delivered.set()
+        except Exception:  # runs in the bot-wide nursery: a channel's bug must not stop the bot
+            log.exception("stream %s: finishing at the window failed unexpectedly", self.stream_id)
+        finally:
+            self._stale = True  # later text goes out through the fallback
+            self._delivered.set()
 
     # --- finishing -------------------------------------------------------------------------------
 

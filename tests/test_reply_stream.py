@@ -1,0 +1,171 @@
+"""ReplyStream alone, with a recording channel, in virtual time: coalescing, flush, final frame
+retries, stale req_ids, cards once, images on the final frame. Both delivery paths: the
+no-task path (``stream_frame_nowait``, long connection) and a task per frame (webhook)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from wecom_actors.errors import AckError, ReplyFailed, StaleReply
+from wecom_actors.protocol.replies import TemplateCard
+from wecom_actors.render import msg_item_image
+from wecom_actors.sessions import ReplyStream, SessionStreams
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+
+
+class Channel:
+    """Records frames; each frame takes ``latency`` seconds; ``errors`` are raised in order."""
+
+    def __init__(self, latency: float = 0.01, errors: list[Exception] | None = None) -> None:
+        self.latency = latency
+        self.errors = list(errors or [])
+        self.frames: list[dict[str, object]] = []
+        self.fallbacks: list[str] = []
+
+    async def stream_frame(self, stream_id: str, content: str, finish: bool, **kw: object) -> None:
+        self.frames.append({"t": trio.current_time(), "content": content, "finish": finish, **kw})
+        await trio.sleep(self.latency)
+        if self.errors:
+            raise self.errors.pop(0)
+
+    async def fallback(self, text: str) -> None:
+        self.fallbacks.append(text)
+
+
+class NowaitChannel(Channel):
+    def __init__(self, nursery: trio.Nursery, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._nursery = nursery
+
+    def stream_frame_nowait(self, stream_id: str, content: str, finish: bool, *, on_done, **kw: object) -> None:  # type: ignore[no-untyped-def]
+        async def run() -> None:
+            try:
+                await self.stream_frame(stream_id, content, finish, **kw)
+            except Exception as exc:
+                on_done(exc)
+            else:
+                on_done(None)
+
+        self._nursery.start_soon(run)
+
+
+@pytest.fixture(params=["task-per-frame", "nowait"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+async def _run(kind: str, body, **channel_kwargs):  # type: ignore[no-untyped-def]
+    streams = SessionStreams()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(streams.run)
+        channel = NowaitChannel(nursery, **channel_kwargs) if kind == "nowait" else Channel(**channel_kwargs)
+        stream = ReplyStream(channel, "S1", streams, min_interval=0.1)
+        await body(stream, channel)
+        nursery.cancel_scope.cancel()
+    return channel, stream
+
+
+async def test_rapid_appends_are_coalesced_and_ack_paced(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        for i in range(100):
+            await s.append(f"{i} ")
+            await trio.sleep(0.01)
+        await s.finish()
+
+    with trio.fail_after(60):
+        ch, s = await _run(kind, body)
+    text = "".join(f"{i} " for i in range(100))
+    assert ch.frames[-1]["content"] == text and ch.frames[-1]["finish"] is True
+    assert [f["finish"] for f in ch.frames[:-1]] == [False] * (len(ch.frames) - 1)
+    times = [f["t"] for f in ch.frames[:-1]]
+    assert all(b - a >= 0.1 - 1e-9 for a, b in zip(times, times[1:], strict=False))  # <= 10 frames/s
+    assert 5 <= len(ch.frames) <= 12
+    assert all(text.startswith(str(f["content"])) for f in ch.frames)  # always the whole text so far
+
+
+async def test_flush_waits_for_delivery(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        await s.append("hello")
+        await s.flush()
+        assert [f["content"] for f in ch.frames] == ["hello"]
+        assert trio.current_time() == pytest.approx(0.5)  # the frame took its latency
+        await s.finish()
+
+    with trio.fail_after(60):
+        ch, _ = await _run(kind, body, latency=0.5)
+    assert [(f["content"], f["finish"]) for f in ch.frames] == [("hello", False), ("hello", True)]
+
+
+async def test_final_frame_is_retried_then_reported(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    busy = AckError("busy", errcode=50001)
+
+    async def twice(s: ReplyStream, ch: Channel) -> None:
+        await s.finish(suffix="text")
+        assert [f["finish"] for f in ch.frames] == [True, True, True]
+
+    async def always_failing(s: ReplyStream, ch: Channel) -> None:
+        with pytest.raises(ReplyFailed):
+            await s.finish(suffix="text")
+        assert s.failed and len(ch.frames) == 3  # bounded: 3 attempts
+
+    async def rate_limited(s: ReplyStream, ch: Channel) -> None:
+        with pytest.raises(ReplyFailed):
+            await s.finish(suffix="text")
+        assert len(ch.frames) == 1  # 45009: sending again at once would not help
+
+    with trio.fail_after(60):
+        await _run(kind, twice, errors=[busy, busy])
+        await _run(kind, always_failing, errors=[busy, busy, busy])
+        await _run(kind, rate_limited, errors=[AckError("rate", errcode=45009)])
+
+
+async def test_a_stale_req_id_sends_the_text_once_as_a_message(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    stale = StaleReply("invalid req_id", errcode=846605)
+
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        await s.append("part one")
+        await s.flush()  # this frame is refused as stale
+        await s.append(", part two")
+        await s.finish()
+
+    with trio.fail_after(60):
+        ch, s = await _run(kind, body, errors=[stale])
+    assert ch.fallbacks == ["part one, part two"]
+    assert [f["finish"] for f in ch.frames] == [False]  # no final frame on a dead req_id
+    assert not s.failed
+
+
+async def test_card_once_images_on_the_final_frame_feedback_first(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    card = TemplateCard(card_type="text_notice", task_id="T1")
+
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        s.feedback_id = "fb"
+        s.attach_card(card)
+        with pytest.raises(RuntimeError):
+            s.attach_card(card)
+        s.msg_items.append(msg_item_image(PNG))
+        await s.append("a")
+        await s.flush()
+        await s.append("b")
+        await s.flush()
+        await s.finish()
+
+    with trio.fail_after(60):
+        ch, _ = await _run(kind, body)
+    assert [f["card"] for f in ch.frames] == [card, None, None]
+    assert [f["feedback_id"] for f in ch.frames] == ["fb", None, None]
+    assert [bool(f["msg_items"]) for f in ch.frames] == [False, False, True]
+
+
+async def test_appending_after_finish_is_an_error(autojump_clock: trio.testing.MockClock) -> None:
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        await s.finish()
+        with pytest.raises(RuntimeError):
+            await s.append("late")
+
+    with trio.fail_after(60):
+        ch, _ = await _run("nowait", body)
+    assert [f["content"] for f in ch.frames] == [""]
