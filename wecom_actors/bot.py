@@ -27,6 +27,7 @@ from .handlers.turn import Handler, as_handler
 from .longconn.bot import LongConnBot
 from .longconn.transport import TransportFactory
 from .protocol.replies import TemplateCard
+from .tls import client_context
 
 __all__ = ["BotHandle", "BotStatistics", "open_bot", "resolve_handler", "serve_bot"]
 
@@ -161,7 +162,7 @@ async def _client(client: httpx.AsyncClient | None, config: Any) -> AsyncIterato
         yield client
         return
     timeout = httpx.Timeout(config.media_timeout, connect=config.connect_timeout)
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as owned:
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, verify=client_context()) as owned:
         yield owned
 
 

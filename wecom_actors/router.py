@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -47,10 +48,14 @@ class RouterStatistics(msgspec.Struct, frozen=True):
 
 
 class _Session:
-    __slots__ = ("recv", "send")
+    """One conversation's bounded queue. A deque, not a memory channel: the worker never blocks on
+    it (it exits when the queue is empty) and the router never blocks on it (a full queue is
+    answered busy), so a channel's wait machinery would be dead weight per conversation."""
 
-    def __init__(self, size: int) -> None:
-        self.send, self.recv = trio.open_memory_channel[tuple[str, InboundMessage]](size)
+    __slots__ = ("queue",)
+
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, InboundMessage]] = deque()
 
 
 class Router:
@@ -169,13 +174,12 @@ class Router:
             self._busy(req_id, message)
             return
         if session is None:
-            session = self._sessions[key] = _Session(self.session_queue_size)
+            session = self._sessions[key] = _Session()
             self._nursery.start_soon(self._session_worker, key, session)
-        try:
-            session.send.send_nowait((req_id, message))
-        except trio.WouldBlock:
+        elif len(session.queue) >= self.session_queue_size:
             self._busy(req_id, message)
             return
+        session.queue.append((req_id, message))
         self._pending += 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
 
@@ -204,13 +208,13 @@ class Router:
             self._done()
 
     async def _session_worker(self, key: str, session: _Session) -> None:
+        queue = session.queue
         while True:
-            try:
-                req_id, message = session.recv.receive_nowait()
-            except trio.WouldBlock:
-                # No await between the failed receive and the removal: nothing can slip in.
+            if not queue:
+                # No await between the emptiness check and the removal: nothing can slip in.
                 del self._sessions[key]
                 return
+            req_id, message = queue.popleft()
             self._pending -= 1
             self._start()
             try:

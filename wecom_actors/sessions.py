@@ -128,6 +128,39 @@ class SessionStreams:
 class ReplyStream:
     """One streamed reply. Use through ``Turn.stream()``; not constructed by users."""
 
+    __slots__ = (
+        "_card_sent",
+        "_channel",
+        "_closing",
+        "_content",
+        "_cut",
+        "_delivered",
+        "_delivered_version",
+        "_frames_sent",
+        "_idle",
+        "_in_flight",
+        "_last_sent",
+        "_nowait",
+        "_parts",
+        "_sent_version",
+        "_stale",
+        "_streams",
+        "_timer_at",
+        "_version",
+        "_window_deadline",
+        "_window_token",
+        "card",
+        "content_limit",
+        "failed",
+        "feedback_id",
+        "finished",
+        "max_final_attempts",
+        "min_interval",
+        "msg_items",
+        "stream_id",
+        "window",
+    )
+
     def __init__(
         self,
         channel: ReplyChannel,

@@ -55,6 +55,20 @@ INTERRUPTED_SUFFIX = "\n\n(Interrupted: the bot is restarting.)"
 class Turn:
     """What a handler gets for one inbound message or event."""
 
+    __slots__ = (
+        "_bot_name",
+        "_channel",
+        "_download",
+        "_min_interval",
+        "_new_stream_id",
+        "_streams",
+        "bot",
+        "message",
+        "replied",
+        "req_id",
+        "streams",
+    )
+
     def __init__(
         self,
         message: InboundMessage,

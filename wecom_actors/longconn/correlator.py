@@ -179,7 +179,12 @@ class Correlator:
         lane = self._lanes.get(item.req_id)
         if lane is None:
             self._lanes[item.req_id] = deque((item,))
-            self._ready.append(item)
+            if item.bound:
+                # A ping goes ahead of queued replies: a burst of thousands of frames must not
+                # make a healthy connection look dead.
+                self._ready.appendleft(item)
+            else:
+                self._ready.append(item)
             self._wakeup.set()
         elif len(lane) >= self.max_lane:
             self._counts["failed"] += 1

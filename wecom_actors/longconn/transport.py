@@ -16,6 +16,7 @@ import trio
 import trio_websocket
 
 from ..errors import ConnectionLost
+from ..tls import client_context
 
 __all__ = ["Transport", "TransportFactory", "open_ws_transport"]
 
@@ -107,6 +108,7 @@ async def open_ws_transport(
     try:
         async with trio_websocket.open_websocket_url(
             url,
+            ssl_context=client_context() if url.startswith("wss:") else None,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             max_message_size=max_message_size,

@@ -33,6 +33,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..errors import ConnectionLost
+from ..tls import client_context
 from .transport import ABORT_CLOSE_TIMEOUT, Transport, only_cancelled
 
 __all__ = ["WsprotoTransport", "open_wsproto_transport"]
@@ -148,7 +149,7 @@ async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, W
         with trio.fail_after(connect_timeout):
             stream = await trio.open_tcp_stream(parts.hostname, port)
             if secure:
-                tls = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=parts.hostname)
+                tls = trio.SSLStream(stream, client_context(), server_hostname=parts.hostname)
                 await tls.do_handshake()
                 stream = tls
             ws = WSConnection(ConnectionType.CLIENT)
