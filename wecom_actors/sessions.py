@@ -283,7 +283,10 @@ class ReplyStream:
     def _frame_done(self, version: int, error: BaseException | None) -> None:
         self._in_flight = False
         self._idle.set()
-        if isinstance(error, StaleReply):
+        if error is not None and self.finished:
+            # An intermediate frame overtaken by the final one (webhook snapshots): moot now.
+            log.debug("stream %s: a superseded frame was refused: %s", self.stream_id, error)
+        elif isinstance(error, StaleReply):
             # WeCom no longer takes frames on this req_id: the final text goes out as a
             # proactive message when the stream finishes.
             self._stale = True
@@ -378,7 +381,8 @@ class ReplyStream:
         if self.finished:
             return
         self.finished = True
-        await self._idle.wait()  # the frame in flight first: one frame at a time
+        if not getattr(self._channel, "frames_supersede", False):
+            await self._idle.wait()  # the frame in flight first: one frame at a time
         if self._cut == -1:  # finishing at the window right now: let it complete
             while self._cut == -1:
                 await self._delivered.wait()

@@ -50,6 +50,10 @@ class WebhookReplies:
 
     __slots__ = ("exchange", "urls")
 
+    #: A frame replaces the snapshot whether or not a poll served the previous one, so a final
+    #: frame need not wait for an intermediate one to be polled first (ReplyStream reads this).
+    frames_supersede = True
+
     def __init__(self, exchange: Exchange, urls: ResponseUrls) -> None:
         self.exchange = exchange
         self.urls = urls
