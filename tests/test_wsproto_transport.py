@@ -78,3 +78,18 @@ async def test_connect_failures_are_connection_lost() -> None:
         with pytest.raises(ConnectionLost, match=r"connecting to 127\.0\.0\.1"):
             async with open_wsproto_transport(f"ws://127.0.0.1:{port}/", connect_timeout=5, max_message_size=1000):
                 pass
+
+
+@pytest.mark.parametrize("size", [0, 1, 5, 125, 126, 127, 65535, 65536, 70000])
+def test_our_text_frames_parse_as_rfc6455_frames(size: int) -> None:
+    from wsproto.frame_protocol import FrameProtocol, Opcode
+
+    from wecom_actors.longconn.wsproto_transport import masked_text_frame
+
+    payload = ("中文 {json} " * (size // 10 + 1)).encode()[:size]
+    payload = payload.decode("utf-8", errors="ignore").encode()  # whole characters only
+    server = FrameProtocol(client=False, extensions=[])
+    server.receive_bytes(masked_text_frame(payload, b"\x01\x02\x03\xfe"))
+    frames = list(server.received_frames())
+    assert frames[0].opcode is Opcode.TEXT and frames[-1].message_finished
+    assert "".join(f.payload for f in frames).encode() == payload
