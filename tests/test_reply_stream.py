@@ -12,7 +12,6 @@ import trio.testing
 
 from wecom_actors.errors import AckError, ReplyFailed, StaleReply
 from wecom_actors.protocol.replies import TemplateCard
-from wecom_actors.render import msg_item_image
 from wecom_actors.sessions import ReplyStream, SessionStreams
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -148,7 +147,7 @@ async def test_card_once_images_on_the_final_frame_feedback_first(kind: str, aut
         s.attach_card(card)
         with pytest.raises(RuntimeError):
             s.attach_card(card)
-        s.msg_items.append(msg_item_image(PNG))
+        s.add_image(PNG)
         await s.append("a")
         await s.flush()
         await s.append("b")
@@ -160,6 +159,16 @@ async def test_card_once_images_on_the_final_frame_feedback_first(kind: str, aut
     assert [f["card"] for f in ch.frames] == [card, None, None]
     assert [f["feedback_id"] for f in ch.frames] == ["fb", None, None]
     assert [bool(f["msg_items"]) for f in ch.frames] == [False, False, True]
+
+
+def test_at_most_ten_images() -> None:
+    s = ReplyStream(Channel(), "S", SessionStreams())
+    for _ in range(10):
+        s.add_image(PNG)
+    with pytest.raises(ValueError, match="at most 10"):
+        s.add_image(PNG)
+    with pytest.raises(ValueError, match="PNG or JPEG"):
+        ReplyStream(Channel(), "S2", SessionStreams()).add_image(b"GIF89a")
 
 
 async def test_appending_after_finish_is_an_error(autojump_clock: trio.testing.MockClock) -> None:

@@ -14,7 +14,6 @@ from .errors import UploadError
 from .protocol.limits import (
     MAX_CONTENT_BYTES,
     MAX_MSG_ITEM_IMAGE_BYTES,
-    MAX_MSG_ITEMS,
     MAX_VIDEO_DESCRIPTION_BYTES,
     MAX_VIDEO_TITLE_BYTES,
     MEDIA_KINDS,
@@ -116,11 +115,6 @@ def msg_item_image(data: bytes) -> MsgItem:
     return MsgItem(
         image=MsgItemImage(base64=base64.b64encode(data).decode("ascii"), md5=hashlib.md5(data).hexdigest())
     )
-
-
-def check_msg_items(items: list[MsgItem]) -> None:
-    if len(items) > MAX_MSG_ITEMS:
-        raise ValueError(f"at most {MAX_MSG_ITEMS} images per stream, got {len(items)}")
 
 
 _LEADING_MENTION = re.compile(r"^\s*@\S+\s*")

@@ -29,9 +29,9 @@ from typing import Protocol
 import trio
 
 from .errors import ReplyFailed, RequestError, StaleReply
-from .protocol.limits import MAX_CONTENT_BYTES, STREAM_WINDOW_SECONDS
+from .protocol.limits import MAX_CONTENT_BYTES, MAX_MSG_ITEMS, STREAM_WINDOW_SECONDS
 from .protocol.replies import MsgItem, TemplateCard, UpdateCardReply
-from .render import first_part, split_content
+from .render import first_part, msg_item_image, split_content
 
 __all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream", "SessionStreams"]
 
@@ -238,6 +238,12 @@ class ReplyStream:
         self._content = text
         self._version += 1
         self._pump()
+
+    def add_image(self, data: bytes) -> None:
+        """Show a JPG/PNG image (raw bytes, at most 10 MB) with the final frame; at most 10."""
+        if len(self.msg_items) >= MAX_MSG_ITEMS:
+            raise ValueError(f"a stream carries at most {MAX_MSG_ITEMS} images")
+        self.msg_items.append(msg_item_image(data))
 
     def attach_card(self, card: TemplateCard) -> None:
         """Send ``card`` with the stream (stream_with_template_card), once per message."""
