@@ -1,7 +1,9 @@
 """Shared helpers for the benchmarks: timing, table printing, JSON results, machine facts.
 
 Kept small and general on purpose; every ``bench_*.py`` script imports it as ``_common`` (the
-scripts are run as files, so their own directory is on ``sys.path``).
+scripts are run as files, so their own directory is on ``sys.path``). The process benchmarks
+(bench_longconn, bench_scale, bench_webhook) share the frame of a run: ``ProcessRun`` and
+``run_script``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import _procstats
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -217,3 +221,70 @@ def argument_parser(
         help=f"where to write the JSON results (default {default_json})",
     )
     return parser
+
+
+# --- the frame of a process benchmark's run -------------------------------------------------------
+
+
+class ProcessRun:
+    """One run of a process benchmark, from its start (time, and load average unless
+    ``load_start`` is false) to its closing line and its JSON record at ``args.json``."""
+
+    def __init__(self, benchmark: str, args: argparse.Namespace, *, load_start: bool = True):
+        self.benchmark = benchmark
+        self.args = args
+        self.t_start = time.monotonic()
+        self.load_start = os.getloadavg() if load_start else None
+        self.machine: dict[str, Any] = {}
+        self.elapsed = 0.0
+
+    def report(self, table: str, *, before: str = "", after: str = "") -> None:
+        """Print the result table, then one line: ``before``, Python and the CPUs, the time the
+        run took, the load average at its start (when taken), ``after``."""
+        print(table)
+        self.machine = m = machine_info() | _procstats.machine()
+        self.elapsed = time.monotonic() - self.t_start
+        load = (
+            "" if self.load_start is None else f"; load average {self.load_start[0]:.2f} at start"
+        )
+        print(
+            f"\n{before}{m['python']}, {m['cpu_count']} x {m['cpu_model']}; "
+            f"{self.elapsed:.0f} s in all{load}{after}"
+        )
+
+    def write(
+        self,
+        packages: dict[str, Any],
+        results: dict[str, Any],
+        *,
+        setup: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the JSON record (after :meth:`report`): the machine, the load averages, the
+        command-line settings, ``setup`` (what was compared, if anything beyond the settings), the
+        package versions, the time taken and ``results``."""
+        payload = {
+            "benchmark": self.benchmark,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": self.machine,
+            **({} if self.load_start is None else {"loadavg_start": self.load_start}),
+            "loadavg_end": os.getloadavg(),
+            "settings": {k: v for k, v in vars(self.args).items() if k != "json"},
+            **(setup or {}),
+            "packages": packages,
+            "elapsed_s": self.elapsed,
+            **results,
+        }
+        path: Path = self.args.json
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"results written to {path}")
+
+
+def run_script(main: Callable[[], int]) -> NoReturn:
+    """A process benchmark's ``__main__``: exit with ``main()``'s code, or 130 on Ctrl-C or
+    SIGTERM (by then ``_procs.children`` has stopped every process the run started)."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\ninterrupted; every process started was stopped", file=sys.stderr)
+        sys.exit(130)

@@ -188,6 +188,28 @@ async def _push(fake: BenchFake, text: str, user: str, bot_id: str) -> tuple[str
     return cb.req_id, t0
 
 
+async def _finished(fake: BenchFake, req_id: str, limit: float | None = None) -> _Reply:
+    """The reply to ``req_id`` once its finish frame is accepted (or ``limit`` seconds passed)."""
+    r = fake.reply(req_id)
+    if r.finished_at is None:
+        r.event = trio.Event()
+        if limit is None:  # no cancel scope: it would cost the load generator per message
+            await r.event.wait()
+        else:
+            with trio.move_on_after(limit):
+                await r.event.wait()
+    return r
+
+
+async def _all_finished(
+    fake: BenchFake, sent: list[tuple[str, float, str]], progress: _Progress
+) -> None:
+    """Until every reply in ``sent`` is finished, one progress tick each."""
+    for req_id, _, _ in sent:
+        await _finished(fake, req_id)
+        progress.tick()
+
+
 async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[str, Any]:
     bot_id, mode = cmd["bot_id"], cmd["mode"]
     users, messages = int(cmd["users"]), int(cmd["messages"])
@@ -206,11 +228,7 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
                     text = TEXT.format(tag=tag, user=u, i=i)
                     req_id, t0 = await _push(fake, text, user, bot_id)
                     sent.append((req_id, t0, text))
-                    r = fake.reply(req_id)
-                    if r.finished_at is None:
-                        r.event = trio.Event()
-                        with trio.move_on_after(per_message):
-                            await r.event.wait()
+                    await _finished(fake, req_id, per_message)
                     progress.tick()
 
             async with trio.open_nursery() as nursery:
@@ -222,12 +240,7 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
                     text = TEXT.format(tag=tag, user=u, i=i)
                     req_id, t0 = await _push(fake, text, f"{tag}-u{u:04d}", bot_id)
                     sent.append((req_id, t0, text))
-            for req_id, _, _ in sent:
-                r = fake.reply(req_id)
-                if r.finished_at is None:
-                    r.event = trio.Event()
-                    await r.event.wait()
-                progress.tick()
+            await _all_finished(fake, sent, progress)
         else:
             raise ValueError(f"unknown mode {mode!r}")
     t_end = trio.current_time()
@@ -258,12 +271,7 @@ async def cmd_steady(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[
                 text = TEXT.format(tag=tag, user=b, i=k)
                 req_id, t0 = await _push(fake, text, f"{tag}-b{b}-k{k}", bot_id)
                 sent.append((req_id, t0, text))
-        for req_id, _, _ in sent:
-            r = fake.reply(req_id)
-            if r.finished_at is None:
-                r.event = trio.Event()
-                await r.event.wait()
-            progress.tick()
+        await _all_finished(fake, sent, progress)
     result = _summary(fake, sent, t_first=t_first, t_end=trio.current_time())
     result["unsent"] = total - len(sent)
     result["loadgen_cpu"] = time.process_time() - cpu0
@@ -310,12 +318,7 @@ async def cmd_release(
     t_first = trio.current_time()
     with trio.move_on_after(timeout):
         await fake.send_text("/release", user="releaser", bot_id=bot_id)
-        for req_id, _, _ in held.sent:
-            r = fake.reply(req_id)
-            if r.finished_at is None:
-                r.event = trio.Event()
-                await r.event.wait()
-            progress.tick()
+        await _all_finished(fake, held.sent, progress)
     result = _summary(fake, held.sent, t_first=t_first, t_end=trio.current_time())
     result.pop("latencies")
     result["release_seconds"] = trio.current_time() - t_first
@@ -368,10 +371,7 @@ async def main(bots: dict[str, str], host: str) -> None:
                         cb = await fake.send_text(
                             cmd["text"], user=cmd.get("user", "operator"), bot_id=cmd["bot_id"]
                         )
-                        r = fake.reply(cb.req_id)
-                        if r.finished_at is None:
-                            r.event = trio.Event()
-                            await r.event.wait()
+                        r = await _finished(fake, cb.req_id)
                     result = {"content": r.content}
                 elif op == "reset":
                     fake.reset()

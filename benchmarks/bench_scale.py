@@ -18,8 +18,6 @@ Then one ``/release`` message lets every stream finish; all N must finish with t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,17 +25,13 @@ from typing import Any
 
 import _common
 import _procs
+import _procstats
 from _procs import Child, LoadGen, ProgressLine
 
 DEFAULT_JSON = _common.RESULTS_DIR / "scale.json"
 SECRET = "bench-secret"
 TARGET_BOTS_MB = 150.0
 TARGET_STREAMS_MB = 40.0
-
-
-def _mem(pid: int) -> dict[str, float]:
-    m = _procs.memory_kb(pid)
-    return {"rss_mb": m["VmRSS"] / 1024, "peak_rss_mb": m["VmHWM"] / 1024}
 
 
 def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
@@ -85,14 +79,14 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
         )
         lg.call("reset")
         progress.show(f"{n} bots: idle {args.idle:.0f} s")
-        cpu0 = _procs.cpu_seconds(bots.pid)
+        cpu0 = _procstats.cpu_seconds(bots.pid)
         time.sleep(args.idle)
-        idle_cpu = _procs.cpu_seconds(bots.pid) - cpu0
-        idle_mem = _mem(bots.pid)
+        idle_cpu = _procstats.cpu_seconds(bots.pid) - cpu0
+        idle_mem = _procstats.memory_mb(bots.pid)
         progress.log(
             f"{n} bots idle: RSS {idle_mem['rss_mb']:.1f} MB, CPU {idle_cpu / args.idle * 100:.2f}% of a core"
         )
-        cpu0 = _procs.cpu_seconds(bots.pid)
+        cpu0 = _procstats.cpu_seconds(bots.pid)
         t_load = time.monotonic()
         res = lg.call(
             "steady",
@@ -104,13 +98,13 @@ def part_bots(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any
             on_progress=progress.bar(f"{n} bots: {args.rate:g} msg/s each"),
         )
         wall = time.monotonic() - t_load
-        load_cpu = _procs.cpu_seconds(bots.pid) - cpu0
-        load_mem = _mem(bots.pid)
+        load_cpu = _procstats.cpu_seconds(bots.pid) - cpu0
+        load_mem = _procstats.memory_mb(bots.pid)
         if not bots.alive():
             raise RuntimeError(f"the bots' process died:\n{bots.log_tail()}")
         lg.quit()
     msgs = res["messages"]
-    lat = _procs.latency_summary(res["latencies"])
+    lat = _procstats.latency_summary(res["latencies"])
     out = {
         "bots": n,
         "share_http": args.share_http,
@@ -166,11 +160,11 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
             raise RuntimeError(f"warm-up failed: {warm}\n{bot.log_tail()}")
         lg.call("reset")
         time.sleep(1.0)
-        idle = _mem(bot.pid)
+        idle = _procstats.memory_mb(bot.pid)
         if args.tracemalloc:
             lg.call("say", bot_id=bot_id, text=f"/snapshot {snapshots[0]}", timeout=60.0)
         progress.log(f"{n} streams: idle RSS {idle['rss_mb']:.1f} MB")
-        cpu0 = _procs.cpu_seconds(bot.pid)
+        cpu0 = _procstats.cpu_seconds(bot.pid)
         held = lg.call(
             "hold",
             bot_id=bot_id,
@@ -179,25 +173,25 @@ def part_streams(args: argparse.Namespace, progress: ProgressLine) -> dict[str, 
             tag="h",
             on_progress=progress.bar(f"{n} streams: opening"),
         )
-        open_cpu = _procs.cpu_seconds(bot.pid) - cpu0
+        open_cpu = _procstats.cpu_seconds(bot.pid) - cpu0
         time.sleep(1.0)
-        loaded = _mem(bot.pid)
+        loaded = _procstats.memory_mb(bot.pid)
         if args.tracemalloc:
             lg.call("say", bot_id=bot_id, text=f"/snapshot {snapshots[1]}", timeout=120.0)
         progress.log(
             f"{held['streams_open']}/{n} streams open after {held['seconds']:.1f} s: RSS {loaded['rss_mb']:.1f} MB "
             f"(+{loaded['rss_mb'] - idle['rss_mb']:.1f} MB)"
         )
-        cpu0 = _procs.cpu_seconds(bot.pid)
+        cpu0 = _procstats.cpu_seconds(bot.pid)
         rel = lg.call(
             "release",
             bot_id=bot_id,
             timeout=args.timeout,
             on_progress=progress.bar(f"{n} streams: finishing"),
         )
-        release_cpu = _procs.cpu_seconds(bot.pid) - cpu0
+        release_cpu = _procstats.cpu_seconds(bot.pid) - cpu0
         time.sleep(1.0)
-        after = _mem(bot.pid)
+        after = _procstats.memory_mb(bot.pid)
         if not bot.alive():
             raise RuntimeError(f"the bot died:\n{bot.log_tail()}")
         lg.quit()
@@ -367,38 +361,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
     progress = ProgressLine()
-    t_start = time.monotonic()
+    run = _common.ProcessRun("scale", args, load_start=False)
     results: dict[str, Any] = {}
     if args.part in ("bots", "all"):
         results["bots"] = part_bots(args, progress)
     if args.part in ("streams", "all"):
         results["streams"] = part_streams(args, progress)
     progress.done()
-    print(render(results))
-    m = _common.machine_info() | _procs.machine()
-    elapsed = time.monotonic() - t_start
-    print(f"\n{m['python']}, {m['cpu_count']} x {m['cpu_model']}; {elapsed:.0f} s in all")
-    payload = {
-        "benchmark": "scale",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": m,
-        "loadavg_end": os.getloadavg(),
-        "settings": {k: v for k, v in vars(args).items() if k != "json"},
-        "packages": _common.package_versions(
+    run.report(render(results))
+    run.write(
+        packages=_common.package_versions(
             "wecom-actors", "trio", "trio-websocket", "msgspec", "httpx"
         ),
-        "elapsed_s": elapsed,
-        "results": results,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"results written to {args.json}")
+        results={"results": results},
+    )
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; every process started was stopped", file=sys.stderr)
-        sys.exit(130)
+    _common.run_script(main)

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import _common
 import _procs
+import _procstats
 from _procs import Child, ProgressLine
 
 DEFAULT_JSON = _common.RESULTS_DIR / "webhook.json"
@@ -42,7 +41,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
+def run_load(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
     port = free_port()
     with _procs.children() as procs:
         env = _procs.clean_env(
@@ -79,8 +78,8 @@ def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
             if msg.get("event") == "ready":
                 progress.show("webhook: bot verified, warming up")
             elif msg.get("event") == "warm":
-                rss0 = _procs.memory_kb(bot.pid)["VmRSS"] / 1024
-                cpu0 = _procs.cpu_seconds(bot.pid)
+                rss0 = _procstats.memory_mb(bot.pid)["rss_mb"]
+                cpu0 = _procstats.cpu_seconds(bot.pid)
                 lg.proc.stdin.write(b"go\n")
                 lg.proc.stdin.flush()
             elif "progress" in msg:
@@ -92,8 +91,8 @@ def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
             raise RuntimeError(
                 f"the webhook load generator stopped:\n{lg.log_tail()}\nbot:\n{bot.log_tail()}"
             )
-        cpu = _procs.cpu_seconds(bot.pid) - cpu0
-        mem = _procs.memory_kb(bot.pid)
+        cpu = _procstats.cpu_seconds(bot.pid) - cpu0
+        mem = _procstats.memory_mb(bot.pid)
         if not bot.alive():
             raise RuntimeError(f"the bot died:\n{bot.log_tail()}")
         lg.wait_exit(10.0)
@@ -113,8 +112,8 @@ def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
         "duration_s": result["duration"],
         "callbacks_per_s": callbacks / result["duration"],
         "messages_per_s": messages / result["duration"],
-        "first_reply": _procs.latency_summary(first),
-        "finish": _procs.latency_summary(finish),
+        "first_reply": _procstats.latency_summary(first),
+        "finish": _procstats.latency_summary(finish),
         "first_reply_over_1s": over,
         "lost": result["unsent"] + sum(1 for r in recs if not r["finished"]),
         "wrong": sum(1 for r in recs if r["finished"] and not r["right"]),
@@ -126,8 +125,8 @@ def run(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
         "cpu_us_per_message": cpu / messages * 1e6 if messages else float("nan"),
         "loadgen_cpu_us_per_callback": result["loadgen_cpu"] / callbacks * 1e6 if callbacks else 0,
         "idle_rss_mb": rss0,
-        "rss_mb": mem["VmRSS"] / 1024,
-        "peak_rss_mb": mem["VmHWM"] / 1024,
+        "rss_mb": mem["rss_mb"],
+        "peak_rss_mb": mem["peak_rss_mb"],
         "met": over == 0 and len(first) == messages,
         "log": str(bot.log_path.relative_to(_procs.ROOT)),
     }
@@ -168,36 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
     progress = ProgressLine()
-    t_start = time.monotonic()
-    load_start = os.getloadavg()
-    result = run(args, progress)
-    print(render(result))
-    m = _common.machine_info() | _procs.machine()
-    elapsed = time.monotonic() - t_start
-    print(
-        f"\n{m['python']}, {m['cpu_count']} x {m['cpu_model']}; {elapsed:.0f} s in all; "
-        f"load average {load_start[0]:.2f} at start"
+    run = _common.ProcessRun("webhook", args)
+    result = run_load(args, progress)
+    run.report(render(result))
+    run.write(
+        packages=_common.package_versions("wecom-actors", "hypercorn", "httpx", "pycryptodome"),
+        results={"result": result},
     )
-    payload = {
-        "benchmark": "webhook",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": m,
-        "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
-        "settings": {k: v for k, v in vars(args).items() if k != "json"},
-        "packages": _common.package_versions("wecom-actors", "hypercorn", "httpx", "pycryptodome"),
-        "elapsed_s": elapsed,
-        "result": result,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"results written to {args.json}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; every process started was stopped", file=sys.stderr)
-        sys.exit(130)
+    _common.run_script(main)

@@ -27,6 +27,25 @@ PERCENTILES = ("p50", "p95", "p99", "max")
 COLOURS = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]  # ours variants first, reference last
 
 
+def _bars(
+    ax: Any,
+    sides: list[tuple[str, str]],
+    groups: dict[str, dict[str, float]],
+    ylabel: str,
+    title: str,
+) -> None:
+    """Per group (tick label -> a figure of the summary), one bar per side, side by side."""
+    width = 0.8 / len(sides)
+    for i, (key, label) in enumerate(sides):
+        values = [figure[key] for figure in groups.values()]
+        xs = [j + (i - (len(sides) - 1) / 2) * width for j in range(len(groups))]
+        ax.bar(xs, values, width, label=label, color=COLOURS[i % len(COLOURS)])
+    ax.set_xticks(range(len(groups)), list(groups))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def plot(data: dict[str, Any], out: Path) -> Path:
     summary = data["summary"]
     sides = list(summary["sides"].items())  # key -> label, in run order (reference last)
@@ -34,29 +53,13 @@ def plot(data: dict[str, Any], out: Path) -> Path:
     fig, axes = plt.subplots(
         1, 3, figsize=(11, 3.8), dpi=100, gridspec_kw={"width_ratios": [2, 2, 1.3]}
     )
-    width = 0.8 / len(sides)
     for ax, mode, title in (
         (axes[0], "closed", "latency, closed loop"),
         (axes[1], "burst", "latency, burst"),
     ):
-        for i, (key, label) in enumerate(sides):
-            values = [figures[f"{mode}.{p}_ms"][key] for p in PERCENTILES]
-            xs = [j + (i - (len(sides) - 1) / 2) * width for j in range(len(PERCENTILES))]
-            ax.bar(xs, values, width, label=label, color=COLOURS[i % len(COLOURS)])
-        ax.set_xticks(range(len(PERCENTILES)), PERCENTILES)
-        ax.set_ylabel("ms")
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-    ax = axes[2]
-    modes = ("closed", "burst")
-    for i, (key, label) in enumerate(sides):
-        values = [figures[f"{m}.cpu_us_per_msg"][key] for m in modes]
-        xs = [j + (i - (len(sides) - 1) / 2) * width for j in range(len(modes))]
-        ax.bar(xs, values, width, label=label, color=COLOURS[i % len(COLOURS)])
-    ax.set_xticks(range(len(modes)), modes)
-    ax.set_ylabel("µs per message")
-    ax.set_title("bot CPU per message", fontsize=10)
-    ax.grid(axis="y", alpha=0.3)
+        _bars(ax, sides, {p: figures[f"{mode}.{p}_ms"] for p in PERCENTILES}, "ms", title)
+    cpu = {m: figures[f"{m}.cpu_us_per_msg"] for m in ("closed", "burst")}
+    _bars(axes[2], sides, cpu, "µs per message", "bot CPU per message")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(sides), fontsize=8, frameon=False)
     s = data["settings"]

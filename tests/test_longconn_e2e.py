@@ -290,3 +290,23 @@ async def test_junk_and_oversized_frames_do_not_break_the_bot(autojump_clock: tr
             await fake.wait_subscribed(count=2)  # trio-websocket closes on a too-large message
             cb = await fake.send_text("after oversized")
             assert (await fake.wait_stream_finished(cb.req_id)).content == "after oversized"
+
+
+async def test_half_open_with_a_reply_in_flight_is_found_by_the_probe_and_answered_once(autojump_clock: trio.testing.MockClock) -> None:
+    with trio.fail_after(300):
+        async with open_fake_wecom() as fake:
+            async with trio.open_nursery() as nursery:
+                cfg = bot_config(fake, heartbeat_interval=30, ack_timeout=5)
+                bot = await nursery.start(_serve, cfg, echo)
+                cb = await fake.send_text("/slow 2 one two three")
+                await fake.wait_until(lambda: (fake.stream(cb.req_id) or _none).accepted_frames >= 1)
+                stalled = trio.current_time()
+                fake.faults.stall()  # half-open while frames of this reply are in flight
+                await fake.wait_subscribed(count=2)
+                # The late ack (5 s) and the probe that follows (5 s) find it, not 2 heartbeats.
+                assert trio.current_time() - stalled <= 5 + 5 + 1 + 0.5
+                await fake.wait_until(lambda: any(b.content == "one two three" for b in fake.conversation("alice")))
+                await trio.sleep(5)
+                assert [b.content for b in fake.conversation("alice")].count("one two three") == 1
+                assert bot.statistics().replies_failed == 0
+                nursery.cancel_scope.cancel()

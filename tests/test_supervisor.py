@@ -221,3 +221,39 @@ async def test_a_siblings_exception_tears_the_bot_down(mock_clock: trio.testing.
     # The transport context exited: the peer side is closed.
     with pytest.raises((trio.ClosedResourceError, trio.BrokenResourceError)):
         await wecom.peers[0].to_client.send(b"{}")
+
+
+async def test_a_lost_ack_on_a_healthy_connection_is_probed_and_the_frame_resent(autojump_clock: trio.testing.MockClock) -> None:
+    wecom = MemWeCom()
+
+    async def streamer(turn):  # type: ignore[no-untyped-def]
+        async with turn.stream() as s:
+            await s.set("hello")
+
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            handle = await _start_subscribed(nursery, wecom, config(heartbeat_interval=30, ack_timeout=5), streamer)
+            peer = wecom.peers[0]
+            await peer.send(
+                {
+                    "cmd": "aibot_msg_callback",
+                    "headers": {"req_id": "CB1"},
+                    "body": {"msgid": "M1", "from": {"userid": "u"}, "chattype": "single", "msgtype": "text", "text": {"content": "hi"}},
+                }
+            )
+            first = await peer.recv()
+            t0 = trio.current_time()
+            assert first["cmd"] == "aibot_respond_msg"  # never acked: the ack is "lost"
+            probe = await peer.recv()
+            assert probe["cmd"] == "ping" and trio.current_time() - t0 == 5  # probed at once, not at the next tick
+            await peer.ack(probe["headers"]["req_id"])
+            again = await peer.recv()
+            assert again == first  # healthy: the same (idempotent) frame, on the same connection
+            await peer.ack("CB1")
+            final = await peer.recv()
+            assert final["body"]["stream"] == {**first["body"]["stream"], "finish": True}
+            await peer.ack("CB1")
+            await trio.sleep(1)
+            stats = handle.statistics()
+            assert (stats.reconnects, stats.replies_failed, stats.request_lanes) == (0, 0, 0)
+            nursery.cancel_scope.cancel()

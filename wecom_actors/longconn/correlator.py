@@ -46,6 +46,7 @@ log = logging.getLogger("wecom_actors.correlator")
 class _State(enum.Enum):
     QUEUED = "queued"  # waiting to be written
     IN_FLIGHT = "in_flight"  # written, waiting for its ack
+    SUSPECT = "suspect"  # idempotent, its ack is late: waiting for the connection probe
     WAIT_RETRY = "wait_retry"  # got 6000, waiting for its retry time
     DONE = "done"
 
@@ -68,6 +69,7 @@ class _Pending:
         "req_id",
         "resubscribes",
         "state",
+        "timeouts",
     )
 
     def __init__(self, cmd: str, req_id: str, frame: bytes, idempotent: bool, bound: bool) -> None:
@@ -85,6 +87,7 @@ class _Pending:
         self.attempts = 0
         self.conflicts = 0
         self.resubscribes = 0
+        self.timeouts = 0
         self.deadline = 0.0
         self.generation = 0
 
@@ -116,8 +119,13 @@ class Correlator:
         max_lane: int = 64,
         max_conflict_retries: int = 3,
         max_resubscribe_retries: int = 3,
+        max_ack_timeouts: int = 2,
     ) -> None:
         self.ack_timeout = ack_timeout
+        self.max_ack_timeouts = max_ack_timeouts
+        #: Called when an idempotent frame's ack is late: the connection should be probed now
+        #: (the Heartbeat sets this) and the answer given to :meth:`probe_result`.
+        self.on_suspect: Callable[[], None] | None = None
         self.max_lane = max_lane
         self.max_conflict_retries = max_conflict_retries
         self.max_resubscribe_retries = max_resubscribe_retries
@@ -263,12 +271,28 @@ class Correlator:
         ack_deadline = inflight[0][0] if inflight else math.inf
         return min(ack_deadline, self._heap[0][0] if self._heap else math.inf)
 
+    def probe_result(self, healthy: bool) -> None:
+        """The connection probe after a late ack answered (``healthy``) or not.
+
+        Healthy: the late frames are written again on this connection (they are idempotent).
+        Not healthy: nothing to do here; the connection is about to be replaced and the late
+        frames go out on the next one (:meth:`_settle_after_reconnect`).
+        """
+        if not healthy:
+            return
+        for lane in self._lanes.values():
+            head = lane[0]
+            if head.state is _State.SUSPECT:
+                head.state = _State.QUEUED
+                self._ready.append(head)
+                self._wakeup.set()
+
     def _settle_after_reconnect(self) -> None:
         """Frames left from a dead connection: resend the idempotent ones, fail the rest."""
         self._ready.clear()
         for lane in list(self._lanes.values()):
             head = lane[0]
-            if head.state is _State.IN_FLIGHT or (head.bound and head.state is _State.QUEUED):
+            if head.state in (_State.IN_FLIGHT, _State.SUSPECT) or (head.bound and head.state is _State.QUEUED):
                 if head.bound:
                     self._finish(head, error=ConnectionLost("the connection closed before the ack"))
                     continue
@@ -319,7 +343,7 @@ class Correlator:
     def _handle_ack(self, ack: Ack) -> None:
         lane = self._lanes.get(ack.req_id)
         head = lane[0] if lane else None
-        if head is None or head.state is not _State.IN_FLIGHT:
+        if head is None or head.state not in (_State.IN_FLIGHT, _State.SUSPECT):
             self._counts["unmatched"] += 1
             log.debug("dropping an ack nobody waits for (req_id %s)", ack.req_id)
             return
@@ -351,6 +375,14 @@ class Correlator:
             entry = inflight.popleft()
             if _waiting(entry, generation):
                 p = entry[1]
+                p.timeouts += 1
+                if p.idempotent and not p.bound and p.timeouts <= self.max_ack_timeouts and self.on_suspect:
+                    # A late ack means a lost ack or a dead (half-open) connection. Ask for a
+                    # probe instead of guessing: a healthy connection gets the frame again, a
+                    # dead one is replaced and the frame goes out on the next one.
+                    p.state = _State.SUSPECT
+                    self.on_suspect()
+                    continue
                 self._finish(
                     p,
                     error=AckTimeout(f"{p.cmd} (req_id {p.req_id}): no ack within {self.ack_timeout} s"),

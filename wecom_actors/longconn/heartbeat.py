@@ -39,13 +39,31 @@ class Heartbeat:
         self._new_req_id = new_req_id
         self.max_missed = max_missed
         self._counters = counters if counters is not None else {"pings": 0, "pings_missed": 0}
+        self._probe = trio.Event()
+
+    def probe(self) -> None:
+        """Ping now, out of cadence: an idempotent frame's ack is late (Correlator.on_suspect)."""
+        self._probe.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._correlator.on_suspect = self.probe
         task_status.started()
         missed = 0
         next_tick = trio.current_time() + self.interval
         while True:
-            await trio.sleep_until(next_tick)
+            with trio.move_on_at(next_tick):
+                await self._probe.wait()
+            if self._probe.is_set():
+                # A reply's ack is late and this probe goes unanswered too: two silences in a
+                # row on a connection that should answer in milliseconds. It is dead.
+                self._probe = trio.Event()
+                self._counters["probes"] = self._counters.get("probes", 0) + 1
+                healthy = await self._ping()
+                self._correlator.probe_result(healthy)
+                if not healthy:
+                    raise ConnectionLost("a reply's ack and the probe that followed both went unanswered")
+                missed = 0
+                continue
             next_tick += self.interval
             self._counters["pings"] += 1
             if await self._ping():
