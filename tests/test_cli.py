@@ -284,3 +284,16 @@ def test_seams_receive_args(monkeypatch):
     assert seen["demo"].mode == "webhook"
     fake = seen["fake"]
     assert (fake.host, fake.port, fake.bot_id, fake.secret) == ("0.0.0.0", 7000, "b", None)
+
+
+def test_short_secrets_do_not_mangle_logs():
+    from wecom_actors import _logging
+
+    before = set(_logging._secrets)
+    try:
+        _logging.register_secret("t")
+        _logging.register_secret("s3cr3t-value")
+        assert _logging.mask_secrets("the token is s3cr3t-value") == "the token is ***"
+    finally:
+        _logging._secrets.clear()
+        _logging._secrets.update(before)

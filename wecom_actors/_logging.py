@@ -25,9 +25,15 @@ _MASK = "***"
 _secrets: set[str] = set()
 
 
+#: Shorter values are not masked in free text: replacing every "t" or "ab" in every log line would
+#: destroy the logs and hide nothing (our code never logs a secret; the mask is a second line).
+MIN_MASKED_LENGTH = 6
+
+
 def register_secret(value: str) -> None:
-    """Mask ``value`` in every record our handler prints from now on (empty values are ignored)."""
-    if value:
+    """Mask ``value`` in every record our handler prints from now on (values shorter than
+    ``MIN_MASKED_LENGTH`` are ignored)."""
+    if len(value) >= MIN_MASKED_LENGTH:
         _secrets.add(value)
 
 
