@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 import msgspec
 import trio
@@ -48,7 +48,9 @@ class _Conversation:
 
     def __init__(self) -> None:
         # Send times of the last hour, oldest first, then the reserved times of waiting tasks.
-        self.sent: deque[float] = deque()
+        # A list, not a deque: most conversations hold a handful of entries, and an empty deque
+        # alone costs ~600 bytes (10,000 conversations: 6 MB for nothing).
+        self.sent: list[float] = []
         self.waiting = 0
 
 
@@ -160,8 +162,8 @@ class RateLimiter:
 
     def _prune(self, conv: _Conversation, now: float) -> None:
         sent = conv.sent
-        while sent and sent[0] <= now - self.hour:
-            sent.popleft()
+        if sent and sent[0] <= now - self.hour:
+            del sent[: bisect.bisect_right(sent, now - self.hour)]  # sorted: one slice
 
     def _next_free(self, conv: _Conversation, now: float) -> float:
         """The earliest time both windows have room for one more send after those already

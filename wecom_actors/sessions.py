@@ -187,10 +187,10 @@ class ReplyStream:
         self._sent_version = 0
         self._delivered_version = 0
         self._frames_sent = 0
-        self._delivered = trio.Event()
+        # Created only when somebody waits (most streams never do): see _changed().
+        self._delivered: trio.Event | None = None
         self._in_flight = False
-        self._idle = trio.Event()  # set whenever no frame is in flight
-        self._idle.set()
+        self._idle: trio.Event | None = None  # waited on only while a frame is in flight
         self._timer_at = math.inf  # when a delayed send is scheduled
         self._closing = False
         self._stale = False
@@ -255,7 +255,7 @@ class ReplyStream:
         """Wait until everything appended so far has been delivered in a frame."""
         target = self._version
         while self._delivered_version < target and not self._stale and not self._closing:
-            await self._delivered.wait()
+            await self._wait_change()
 
     # --- sending -------------------------------------------------------------------------------
 
@@ -279,7 +279,6 @@ class ReplyStream:
         self._sent_version = version
         self._last_sent = now
         self._in_flight = True
-        self._idle = trio.Event()
         self._start_frame(content, finish=False, on_done=lambda error: self._frame_done(version, error))
 
     def _on_timer(self) -> None:
@@ -288,7 +287,9 @@ class ReplyStream:
 
     def _frame_done(self, version: int, error: BaseException | None) -> None:
         self._in_flight = False
-        self._idle.set()
+        if self._idle is not None:
+            self._idle.set()
+            self._idle = None
         if error is not None and self.finished:
             # An intermediate frame overtaken by the final one (webhook snapshots): moot now.
             log.debug("stream %s: a superseded frame was refused: %s", self.stream_id, error)
@@ -300,8 +301,7 @@ class ReplyStream:
         elif error is not None:
             log.warning("stream %s: an intermediate frame failed: %s", self.stream_id, error)
         self._delivered_version = max(self._delivered_version, version)
-        self._delivered.set()
-        self._delivered = trio.Event()
+        self._changed()
         self._pump()
 
     def _start_frame(self, content: str, *, finish: bool, on_done: FrameDone) -> None:
@@ -354,7 +354,7 @@ class ReplyStream:
     async def _finish_at_window(self) -> None:
         """The handler still runs as the 6-minute window closes: finish the stream with what
         exists now; the rest goes out as continuation messages when the handler is done."""
-        await self._idle.wait()
+        await self._wait_idle()
         content = self.content
         shown = first_part(content, self.content_limit - len(CONTINUED_NOTE.encode()))
         self._cut = len(shown)
@@ -367,13 +367,30 @@ class ReplyStream:
             log.exception("stream %s: finishing at the window failed unexpectedly", self.stream_id)
         finally:
             self._stale = True  # later text goes out through the fallback
-            self._delivered.set()
+            self._changed()
 
     # --- finishing -------------------------------------------------------------------------------
 
+    def _changed(self) -> None:
+        """Wake everything waiting in flush() or finish()."""
+        if self._delivered is not None:
+            self._delivered.set()
+            self._delivered = None
+
+    async def _wait_change(self) -> None:
+        if self._delivered is None:
+            self._delivered = trio.Event()
+        await self._delivered.wait()
+
+    async def _wait_idle(self) -> None:
+        while self._in_flight:
+            if self._idle is None:
+                self._idle = trio.Event()
+            await self._idle.wait()
+
     def begin_close(self) -> None:
         self._closing = True
-        self._delivered.set()
+        self._changed()
         if self._cut is None:
             self._window_token[0] = None
 
@@ -388,10 +405,10 @@ class ReplyStream:
             return
         self.finished = True
         if not getattr(self._channel, "frames_supersede", False):
-            await self._idle.wait()  # the frame in flight first: one frame at a time
+            await self._wait_idle()  # the frame in flight first: one frame at a time
         if self._cut == -1:  # finishing at the window right now: let it complete
             while self._cut == -1:
-                await self._delivered.wait()
+                await self._wait_change()
         text = self.content + suffix
         try:
             if self._cut is not None:  # finished early at the window: the rest follows as messages
