@@ -101,7 +101,7 @@ class BotCore:
             req_id=req_id,
             channel=self.channel_for(req_id, message),
             bot=self.handle,
-            new_stream_id=lambda: self.new_stream_id(req_id),
+            new_stream_id=self.new_stream_id,
             download=self.download,
             min_interval=self.config.stream_min_interval,
             streams=self.streams,

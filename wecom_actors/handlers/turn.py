@@ -76,7 +76,7 @@ class Turn:
         req_id: str,
         channel: ReplyChannel,
         bot: Any,
-        new_stream_id: Callable[[], str],
+        new_stream_id: Callable[[str], str],
         download: Callable[[InboundMediaRef], Awaitable[MediaPayload]],
         min_interval: float,
         streams: SessionStreams,
@@ -147,7 +147,7 @@ class Turn:
         """
         s = ReplyStream(
             self._channel,
-            self._new_stream_id(),
+            self._new_stream_id(self.req_id),
             self._streams,
             min_interval=self._min_interval,
             feedback_id=feedback_id,

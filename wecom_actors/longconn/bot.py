@@ -148,7 +148,7 @@ class _CountedReplies:
     def __init__(self, inner: LongConnReplies, limiter: RateLimiter) -> None:
         self._inner = inner
         self._limiter = limiter
-        self._streams: set[str] = set()
+        self._streams: tuple[str, ...] = ()  # counted stream ids; usually none or one
 
     def __getattr__(self, name: str) -> Any:
         if name in _CountedReplies.__slots__:  # not set yet (copy, pickle): no recursion
@@ -157,7 +157,7 @@ class _CountedReplies:
 
     def _count_stream(self, stream_id: str) -> None:
         if stream_id not in self._streams:
-            self._streams.add(stream_id)
+            self._streams += (stream_id,)
             self._limiter.record(self._inner.conversation)
 
     async def stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
