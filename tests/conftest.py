@@ -2,6 +2,11 @@ from __future__ import annotations
 
 import pytest
 import trio.testing
+from hypothesis import settings
+
+# No per-example deadline: CI machines are shared and slow; a deadline there only adds flakes.
+settings.register_profile("wecom_actors", deadline=None)
+settings.load_profile("wecom_actors")
 
 
 @pytest.fixture
