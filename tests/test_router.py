@@ -117,3 +117,30 @@ async def test_dedupe_cache_is_bounded_in_time_and_size(autojump_clock: trio.tes
     assert router.statistics().dedupe_cache <= 100
     assert not router.is_duplicate("")  # no msgid: never a duplicate
     assert not router.is_duplicate("")
+
+
+async def test_events_beyond_the_bound_are_dropped_and_counted(mock_clock: trio.testing.MockClock) -> None:
+    from wecom_actors.protocol.inbound import EnterChatEvent
+
+    release = trio.Event()
+    started: list[str] = []
+
+    async def dispatch(req_id: str, message: object) -> None:
+        started.append(req_id)
+        await release.wait()
+
+    async def on_busy(req_id: str, message: object) -> None:
+        raise AssertionError("events get no busy answer")
+
+    router = Router(dispatch=dispatch, on_busy=on_busy, max_pending=3)  # type: ignore[arg-type]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(router.run)
+            for i in range(5):
+                router.submit_nowait(f"E{i}", EnterChatEvent(msgid=f"m{i}"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert started == ["E0", "E1", "E2"]
+            assert router.statistics().busy == 2
+            release.set()
+            await router.wait_idle()
+            nursery.cancel_scope.cancel()

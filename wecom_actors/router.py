@@ -165,6 +165,12 @@ class Router:
             self._busy(req_id, message)
             return
         if isinstance(message, EventMessage):
+            if self._running >= self.max_pending:
+                # Events are not queued (their reply window is 5 s) and have no busy answer:
+                # past the bound they are dropped, logged and counted.
+                self._counts["busy"] += 1
+                log.warning("too many handlers running; dropping %s event %s", message.eventtype, message.msgid)
+                return
             self._start()
             self._nursery.start_soon(self._run_one, req_id, message, False)
             return
