@@ -139,7 +139,7 @@ async def test_events_beyond_the_bound_are_dropped_and_counted(mock_clock: trio.
             for i in range(5):
                 router.submit_nowait(f"E{i}", EnterChatEvent(msgid=f"m{i}"))
             await trio.testing.wait_all_tasks_blocked()
-            assert started == ["E0", "E1", "E2"]
+            assert sorted(started) == ["E0", "E1", "E2"]  # events run at once, in any order
             assert router.statistics().busy == 2
             release.set()
             await router.wait_idle()
