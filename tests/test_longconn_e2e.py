@@ -18,6 +18,8 @@ from wecom_actors import AuthError, BotConfig, BotHandle, KickedOut, echo, serve
 from wecom_actors.handlers.echo import long_text
 from wecom_actors.testing import FakeWeCom, open_fake_wecom
 
+from .fake_bot import bot_config as shared_bot_config
+
 _transport = ["trio-websocket"]
 
 
@@ -29,15 +31,7 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 
 def bot_config(fake: FakeWeCom, **changes: object) -> BotConfig:
-    return BotConfig(
-        mode="long-connection",
-        bot_id=fake.bot_id,
-        bot_secret=fake.secret,
-        ws_url=fake.url,
-        media_allow_private=True,
-        reconnect_jitter=0.0,
-        transport=_transport[0],
-    ).replace(**changes)
+    return shared_bot_config(fake, transport=_transport[0], **changes)
 
 
 @asynccontextmanager

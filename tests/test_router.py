@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import random
-
 import trio
 import trio.testing
 
-from wecom_actors import BotConfig, BotHandle, Turn, serve_bot
+from wecom_actors import Turn
 from wecom_actors.core import BUSY_TEXT, RESTART_TEXT
 from wecom_actors.protocol.inbound import TextMessage
 from wecom_actors.router import Router
 from wecom_actors.testing import open_fake_wecom
 
-
-async def _serve(config: BotConfig, handler: object, *, task_status: trio.TaskStatus[BotHandle]) -> None:
-    await serve_bot(config, handler, task_status=task_status, rng=random.Random(5))  # type: ignore[arg-type]
-
-
-def _config(fake: object, **changes: object) -> BotConfig:
-    return BotConfig(
-        mode="long-connection",
-        bot_id=fake.bot_id,  # type: ignore[attr-defined]
-        bot_secret=fake.secret,  # type: ignore[attr-defined]
-        ws_url=fake.url,  # type: ignore[attr-defined]
-    ).replace(**changes)
+from .fake_bot import bot_config, serve
 
 
 async def test_one_conversation_runs_in_order_and_a_full_queue_answers_busy(autojump_clock: trio.testing.MockClock) -> None:
@@ -39,7 +26,7 @@ async def test_one_conversation_runs_in_order_and_a_full_queue_answers_busy(auto
     with trio.fail_after(60):
         async with open_fake_wecom(rate_limit=False) as fake:
             async with trio.open_nursery() as nursery:
-                bot = await nursery.start(_serve, _config(fake, session_queue_size=2), gated)
+                bot = await nursery.start(serve, bot_config(fake, session_queue_size=2), gated)
                 for i in range(4):  # 1 running + 2 queued + 1 over the bound
                     await fake.send_text(f"m{i}")
                 await fake.wait_until(lambda: any(b.content == BUSY_TEXT for b in fake.conversation("alice")))
@@ -64,7 +51,7 @@ async def test_a_slow_conversation_does_not_hold_up_others(autojump_clock: trio.
     with trio.fail_after(300):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                await nursery.start(_serve, _config(fake), handler)
+                await nursery.start(serve, bot_config(fake), handler)
                 await fake.send_text("zzz", user="slowpoke")
                 t0 = trio.current_time()
                 cb = await fake.send_text("quick", user="bob")
@@ -81,7 +68,7 @@ async def test_messages_during_a_drain_get_a_restart_notice(autojump_clock: trio
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                bot = await nursery.start(_serve, _config(fake), slow)
+                bot = await nursery.start(serve, bot_config(fake), slow)
                 await fake.send_text("first", user="u1")
                 await trio.sleep(0.5)
                 drained: list[bool] = []

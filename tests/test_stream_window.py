@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import trio
 import trio.testing
 
-from wecom_actors import BotConfig, BotHandle, Turn, serve_bot
+from wecom_actors import Turn
 from wecom_actors.handlers.turn import ERROR_SUFFIX
 from wecom_actors.sessions import CONTINUED_NOTE, WINDOW_MARGIN
 from wecom_actors.testing import open_fake_wecom
 
-
-async def _serve(config: BotConfig, handler: object, *, task_status: trio.TaskStatus[BotHandle]) -> None:
-    await serve_bot(config, handler, task_status=task_status, rng=random.Random(3))  # type: ignore[arg-type]
-
-
-def _config(fake: object) -> BotConfig:
-    return BotConfig(
-        mode="long-connection",
-        bot_id=fake.bot_id,  # type: ignore[attr-defined]
-        bot_secret=fake.secret,  # type: ignore[attr-defined]
-        ws_url=fake.url,  # type: ignore[attr-defined]
-        heartbeat_interval=30,
-    )
+from .fake_bot import bot_config, serve
 
 
 async def slow_thinker(turn: Turn) -> None:
@@ -40,7 +26,7 @@ async def test_a_stream_is_finished_before_the_window_and_the_rest_follows(autoj
     with trio.fail_after(1000):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                await nursery.start(_serve, _config(fake), slow_thinker)
+                await nursery.start(serve, bot_config(fake, heartbeat_interval=30), slow_thinker)
                 t0 = trio.current_time()
                 cb = await fake.send_text("think hard")
                 view = await fake.wait_stream_finished(cb.req_id)
@@ -64,7 +50,7 @@ async def test_a_handler_error_still_finishes_the_stream_with_a_note(autojump_cl
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                bot = await nursery.start(_serve, _config(fake), broken)
+                bot = await nursery.start(serve, bot_config(fake, heartbeat_interval=30), broken)
                 cb = await fake.send_text("hi")
                 view = await fake.wait_stream_finished(cb.req_id)
                 assert view.content == "partial answer" + ERROR_SUFFIX
@@ -83,7 +69,7 @@ async def test_a_handler_that_fails_before_replying_gets_a_short_answer(autojump
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                await nursery.start(_serve, _config(fake), silent_failure)
+                await nursery.start(serve, bot_config(fake, heartbeat_interval=30), silent_failure)
                 cb = await fake.send_text("hi")
                 view = await fake.wait_stream_finished(cb.req_id)
                 assert "went wrong" in view.content
@@ -99,7 +85,7 @@ async def test_a_welcome_after_its_window_is_dropped_with_a_log(autojump_clock: 
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                bot = await nursery.start(_serve, _config(fake), late_welcome)
+                bot = await nursery.start(serve, bot_config(fake, heartbeat_interval=30), late_welcome)
                 await fake.send_enter_chat()
                 await trio.sleep(10)
                 assert fake.conversation("alice") == []
@@ -119,7 +105,7 @@ async def test_feedback_id_on_the_first_frame_and_bot_name_stripping(autojump_cl
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                await nursery.start(_serve, _config(fake).replace(bot_name="EchoBot"), rate_me)
+                await nursery.start(serve, bot_config(fake, heartbeat_interval=30).replace(bot_name="EchoBot"), rate_me)
                 cb = await fake.send_text("@Alice @EchoBot hello", chat="G7")
                 view = await fake.wait_stream_finished(cb.req_id)
                 assert view.content == "@Alice hello!"  # only the bot's own mention goes

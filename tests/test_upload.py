@@ -41,6 +41,8 @@ from wecom_actors.protocol.frames import Ack
 from wecom_actors.protocol.replies import MediaId, VideoMediaId
 from wecom_actors.testing import FakeWeCom, open_fake_wecom
 
+from .fake_bot import bot_config
+
 KiB = 1024
 MiB = 1024 * 1024
 CHUNK = "aibot_upload_media_chunk"
@@ -274,17 +276,6 @@ def io_clock() -> trio.testing.MockClock:
     real time on the loopback socket; with autojump_threshold=0 the clock could jump while it is
     still in transit and fire ack or write timeouts that real time would never reach."""
     return trio.testing.MockClock(autojump_threshold=0.02)
-
-
-def bot_config(fake: FakeWeCom, **changes: object) -> BotConfig:
-    return BotConfig(
-        mode="long-connection",
-        bot_id=fake.bot_id,
-        bot_secret=fake.secret,
-        ws_url=fake.url,
-        media_allow_private=True,
-        reconnect_jitter=0.0,
-    ).replace(**changes)
 
 
 @asynccontextmanager
