@@ -109,7 +109,8 @@ def resolve_handler(handler: str | Callable[..., Any]) -> Handler:
     return as_handler(obj)
 
 
-def _terminal_of(eg: BaseExceptionGroup[Any]) -> TerminalError | None:
+def terminal_of(eg: BaseExceptionGroup[Any]) -> TerminalError | None:
+    """The TerminalError a group stands for (alone, or beside Cancelled only), else None."""
     matched, rest = eg.split(TerminalError)
     if matched is None:
         return None
@@ -150,7 +151,7 @@ async def serve_bot(
                 await nursery.start(runtime.run, handle)
                 task_status.started(handle)
     except BaseExceptionGroup as eg:
-        terminal = _terminal_of(eg)
+        terminal = terminal_of(eg)
         if terminal is None:
             raise
         raise terminal from None

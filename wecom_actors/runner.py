@@ -15,8 +15,7 @@ from typing import Any
 
 import trio
 
-from .bot import BotHandle, serve_bot
-from .errors import TerminalError
+from .bot import BotHandle, serve_bot, terminal_of
 
 __all__ = ["run_cancellable_until_signal", "run_until_signal", "serve_until_signal"]
 
@@ -53,13 +52,10 @@ async def serve_until_signal(
                 if on_started is not None:
                     on_started(handle)
     except BaseExceptionGroup as eg:
-        terminal, rest = eg.split(TerminalError)
-        if terminal is not None and rest is None:
-            exc: BaseException = terminal
-            while isinstance(exc, BaseExceptionGroup):
-                exc = exc.exceptions[0]
-            raise exc from None
-        raise
+        terminal = terminal_of(eg)
+        if terminal is None:
+            raise
+        raise terminal from None
     log.info("stopped")
     return 0
 

@@ -14,6 +14,13 @@ from .correlator import Correlator
 __all__ = ["LongConnReplies"]
 
 
+def _stale(error: Exception) -> Exception:
+    """846605 (invalid req_id) means WeCom no longer takes replies on it: a StaleReply."""
+    if isinstance(error, AckError) and error.errcode == ErrCode.INVALID_REQ_ID:
+        return StaleReply(str(error), errcode=error.errcode, errmsg=error.errmsg)
+    return error
+
+
 class LongConnReplies:
     """Replies to one callback (``req_id``) in conversation ``conversation``."""
 
@@ -30,9 +37,10 @@ class LongConnReplies:
         try:
             await self._correlator.request(cmd, self.req_id, body, idempotent=idempotent)
         except AckError as exc:
-            if exc.errcode == ErrCode.INVALID_REQ_ID:
-                raise StaleReply(str(exc), errcode=exc.errcode, errmsg=exc.errmsg) from exc
-            raise
+            stale = _stale(exc)
+            if stale is exc:
+                raise
+            raise stale from exc
 
     async def stream_frame(
         self,
@@ -63,9 +71,7 @@ class LongConnReplies:
         body = stream_reply(stream_id, content, finish, feedback_id=feedback_id, msg_items=msg_items, card=card)
 
         def settled(ack: object, error: Exception | None) -> None:
-            if isinstance(error, AckError) and error.errcode == ErrCode.INVALID_REQ_ID:
-                error = StaleReply(str(error), errcode=error.errcode, errmsg=error.errmsg)
-            on_done(error)
+            on_done(_stale(error) if error is not None else None)
 
         self._correlator.submit(Cmd.RESPOND_MSG, self.req_id, body, settled, idempotent=True)
 

@@ -133,7 +133,6 @@ class ConnectionSupervisor:
             ),
             0,
         )
-        self.subscribed = trio.Event()
         self._restarts: deque[float] = deque()
         self.last_error: str | None = None
         self._started = False
@@ -143,7 +142,6 @@ class ConnectionSupervisor:
         auth_failures = 0
         while True:
             self.state = "connecting"
-            self.subscribed = trio.Event() if self.subscribed.is_set() else self.subscribed
             try:
                 await self._one_connection(None if self._started else task_status)
             except SubscribeRefused as exc:
@@ -207,7 +205,6 @@ class ConnectionSupervisor:
                         counters=self.counters,
                     )
                     await nursery.start(heartbeat.run)
-                    self.subscribed.set()
                     if task_status is not None:
                         task_status.started()
                         self._started = True
