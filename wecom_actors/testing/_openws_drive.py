@@ -95,17 +95,10 @@ class DriveMixin:
         return await self._push("aibot_msg_callback", body, bot_id)
 
     async def send_image(
-        self,
-        data: bytes,
-        *,
-        user: str = "alice",
-        bot_id: str | None = None,
-        msgid: str | None = None,
+        self, data: bytes, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
         """An image (single chat only): ``url`` + per-URL ``aeskey`` served by the media host."""
-        part = self._media_part(data)
-        body = self._message(bot_id, "image", part, user=user, chat=None, msgid=msgid)
-        return await self._push("aibot_msg_callback", body, bot_id)
+        return await self._send_media("image", data, None, user, bot_id, msgid)
 
     async def send_file(
         self, data: bytes, *, filename: str = "file.bin", user: str = "alice",
@@ -113,21 +106,19 @@ class DriveMixin:
     ) -> Callback:  # fmt: skip
         """A file (single chat only); ``filename`` comes back in the download's
         Content-Disposition header, as with WeCom's media host."""
-        part = self._media_part(data, filename)
-        body = self._message(bot_id, "file", part, user=user, chat=None, msgid=msgid)
-        return await self._push("aibot_msg_callback", body, bot_id)
+        return await self._send_media("file", data, filename, user, bot_id, msgid)
 
     async def send_video(
-        self,
-        data: bytes,
-        *,
-        user: str = "alice",
-        bot_id: str | None = None,
-        msgid: str | None = None,
+        self, data: bytes, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
         """A video (single chat only)."""
-        part = self._media_part(data)
-        body = self._message(bot_id, "video", part, user=user, chat=None, msgid=msgid)
+        return await self._send_media("video", data, None, user, bot_id, msgid)
+
+    async def _send_media(
+        self, kind: str, data: bytes, filename: str | None, user: str, bot_id: str | None, msgid: str | None
+    ) -> Callback:
+        part = self._media_part(data, filename)
+        body = self._message(bot_id, kind, part, user=user, chat=None, msgid=msgid)
         return await self._push("aibot_msg_callback", body, bot_id)
 
     async def send_mixed(
