@@ -31,19 +31,25 @@ class Reader:
         generation: int,
         deliver: Callable[[str, InboundMessage], None],
         counters: dict[str, int],
+        *,
+        early: list[str | bytes] | None = None,
     ) -> None:
         self._conn = conn
         self._correlator = correlator
         self._generation = generation
         self._deliver = deliver
         self._counters = counters
+        # Frames that arrived before the subscribe ack: handled first, in arrival order.
+        self._early = early or []
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         conn, correlator, generation = self._conn, self._correlator, self._generation
         counters = self._counters
+        early, self._early = self._early, []
+        early.reverse()
         while True:
-            data = await conn.receive()
+            data = early.pop() if early else await conn.receive()
             counters["frames_in"] += 1
             try:
                 env = decode_frame(data)

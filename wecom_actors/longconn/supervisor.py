@@ -26,9 +26,12 @@ from .heartbeat import Heartbeat
 from .reader import Reader
 from .transport import Transport, TransportFactory
 
-__all__ = ["Backoff", "ConnectionSupervisor", "SubscribeRefused"]
+__all__ = ["MAX_EARLY_FRAMES", "Backoff", "ConnectionSupervisor", "SubscribeRefused"]
 
 log = logging.getLogger("wecom_actors.supervisor")
+
+#: Frames kept when they arrive before the subscribe ack (handled once subscribed).
+MAX_EARLY_FRAMES = 1000
 
 
 class SubscribeRefused(ConnectionLost):
@@ -130,6 +133,7 @@ class ConnectionSupervisor:
                 "unknown_frames",
                 "pings",
                 "pings_missed",
+                "early_frames_dropped",
             ),
             0,
         )
@@ -188,14 +192,14 @@ class ConnectionSupervisor:
             async with self._transport_factory(
                 self._url, connect_timeout=self.connect_timeout, max_message_size=self.max_frame_bytes
             ) as conn:
-                await self._subscribe(conn)
+                early = await self._subscribe(conn)
                 self.backoff.reset()
                 self.state = "subscribed"
                 self.counters["subscribes"] += 1
                 log.info("subscribed to %s", self._url)
                 async with trio.open_nursery() as nursery:
                     generation = await nursery.start(self._correlator.run, conn)
-                    reader = Reader(conn, self._correlator, generation, self._deliver, self.counters)
+                    reader = Reader(conn, self._correlator, generation, self._deliver, self.counters, early=early)
                     await nursery.start(reader.run)
                     heartbeat = Heartbeat(
                         self._correlator,
@@ -211,9 +215,17 @@ class ConnectionSupervisor:
         except BaseExceptionGroup as eg:
             raise collapse_group(eg) from None
 
-    async def _subscribe(self, conn: Transport) -> None:
+    async def _subscribe(self, conn: Transport) -> list[str | bytes]:
+        """Send aibot_subscribe and wait for its ack; return the frames that came first.
+
+        WeCom may push a callback at once, even in the same read as the ack: such frames are
+        kept (up to ``MAX_EARLY_FRAMES``) and handed to the Reader, which handles them before
+        anything it reads itself. Nothing is dropped silently: frames past the bound are logged
+        with their cmd and req_id and counted.
+        """
         req_id = self._new_req_id(Cmd.SUBSCRIBE)
         body = SubscribeBody(bot_id=self._bot_id, secret=self._secret)
+        early: list[str | bytes] = []
         with trio.move_on_after(self.connect_timeout) as scope:
             await conn.send(encode_request(Cmd.SUBSCRIBE, req_id, body))
             while True:
@@ -221,13 +233,25 @@ class ConnectionSupervisor:
                 try:
                     env = decode_frame(data)
                 except FrameError:
-                    log.warning("skipping a junk frame while waiting for the subscribe ack")
+                    early.append(data)  # the Reader logs and counts it like any junk frame
                     continue
                 if env.cmd is not None or env.req_id != req_id:
-                    log.warning("skipping a frame that arrived before the subscribe ack")
+                    if len(early) < MAX_EARLY_FRAMES:
+                        early.append(data)
+                    else:
+                        self.counters["early_frames_dropped"] += 1
+                        log.warning(
+                            "dropping a frame (cmd %r, req_id %r) that arrived before the subscribe "
+                            "ack: %d such frames are kept already",
+                            (env.cmd or "")[:64],
+                            (env.req_id or "")[:64],
+                            MAX_EARLY_FRAMES,
+                        )
                     continue
                 if env.errcode:
                     raise SubscribeRefused(env.errcode, env.errmsg or "")
-                return
-        if scope.cancelled_caught:
-            raise ConnectionLost(f"no subscribe ack within {self.connect_timeout} s")
+                if early:
+                    log.info("%d frame(s) arrived before the subscribe ack; handling them now", len(early))
+                return early
+        assert scope.cancelled_caught
+        raise ConnectionLost(f"no subscribe ack within {self.connect_timeout} s")
