@@ -79,3 +79,18 @@ async def test_random_drops_lose_and_duplicate_nothing(
             elif len(answers) > 1:
                 duplicated.append(text)
     assert (lost, duplicated) == ([], [])
+
+
+async def test_stream_timers_return_to_zero_once_streams_finish(autojump_clock: trio.testing.MockClock) -> None:
+    async with open_fake_wecom() as fake, trio.open_nursery() as nursery:
+        bot = await nursery.start(partial(serve_bot, bot_config(fake), echo, rng=random.Random(1)))
+        slow = await fake.send_text("/slow 30 a b c d e f")
+        await fake.wait_until(lambda: (fake.stream(slow.req_id) is not None))
+        # A stream in flight holds its 6-minute window timer (and maybe a coalescing pause).
+        assert bot.statistics().pending_timers >= 1
+        callbacks = [await fake.send_text(f"quick {n}", user=f"u{n % 7}") for n in range(200)]
+        for cb in [*callbacks, slow]:
+            await fake.wait_stream_finished(cb.req_id)
+        await trio.testing.wait_all_tasks_blocked()
+        assert bot.statistics().pending_timers == 0
+        nursery.cancel_scope.cancel()

@@ -50,6 +50,7 @@ class BotStatistics(msgspec.Struct, frozen=True):
     pings_missed: int
     handler_errors: int
     replies_failed: int
+    pending_timers: int = 0  # SessionStreams timers that may still fire (coalescing, 6-minute windows)
 
 
 class BotCore:
@@ -166,6 +167,7 @@ class BotCore:
             busy_rejections=router.busy,
             handler_errors=self.counts["handler_errors"],
             replies_failed=self.counts["replies_failed"],
+            pending_timers=self.streams.pending_timers,
             **mode_fields,
         )
 

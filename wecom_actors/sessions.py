@@ -80,25 +80,55 @@ class ReplyChannel(Protocol):
         ...
 
 
+#: A timer in the SessionStreams heap: ``[when, seq, callback]``; a cancelled one has
+#: ``callback = None`` and is skipped (and compacted away) instead of being searched for.
+Timer = list
+
+
 class SessionStreams:
     """The bot-wide actor behind every ReplyStream's delayed work: one timer heap (coalescing
     pauses, 6-minute windows) and one nursery for the rare async work they trigger.
 
-    Adding a timer wakes the actor only when the new timer is its earliest.
+    Adding a timer wakes the actor only when the new timer is its earliest. A timer that can no
+    longer matter (its stream finished) is cancelled at once: it stops counting and holding its
+    stream, and cancelled entries are compacted out of the heap once they are the majority, so
+    memory follows the streams in flight, not the streams served.
     """
 
+    #: Compact the heap when more than this many cancelled entries make up over half of it.
+    COMPACT_MIN = 64
+
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._heap: list[Timer] = []
         self._seq = itertools.count()
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        self._live = 0
+        self._cancelled = 0
         self.timers_fired = 0
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> None:
-        """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``."""
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``; the
+        returned handle goes to :meth:`cancel`."""
         if not self._heap or when < self._heap[0][0]:
             self._changed.set()
-        heapq.heappush(self._heap, (when, next(self._seq), callback))
+        timer: Timer = [when, next(self._seq), callback]
+        heapq.heappush(self._heap, timer)
+        self._live += 1
+        return timer
+
+    def cancel(self, timer: Timer | None) -> None:
+        """Forget ``timer`` (a no-op if it fired or was cancelled already)."""
+        if timer is None or timer[2] is None:
+            return
+        timer[2] = None
+        self._live -= 1
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled > self.COMPACT_MIN and 2 * self._cancelled > len(heap):
+            heap[:] = [t for t in heap if t[2] is not None]
+            heapq.heapify(heap)
+            self._cancelled = 0
 
     def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
         if self._nursery is None:
@@ -107,20 +137,28 @@ class SessionStreams:
 
     @property
     def pending_timers(self) -> int:
-        return len(self._heap)
+        """Timers that may still fire (cancelled ones not counted)."""
+        return self._live
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
+            heap = self._heap
             while True:
-                deadline = self._heap[0][0] if self._heap else math.inf
+                deadline = heap[0][0] if heap else math.inf
                 with trio.move_on_at(deadline):
                     await self._changed.wait()
                 self._changed = trio.Event()
                 now = trio.current_time()
-                while self._heap and self._heap[0][0] <= now:
-                    _, _, callback = heapq.heappop(self._heap)
+                while heap and heap[0][0] <= now:
+                    timer = heapq.heappop(heap)
+                    callback = timer[2]
+                    if callback is None:
+                        self._cancelled -= 1
+                        continue
+                    timer[2] = None
+                    self._live -= 1
                     self.timers_fired += 1
                     callback()
 
@@ -145,10 +183,11 @@ class ReplyStream:
         "_sent_version",
         "_stale",
         "_streams",
+        "_timer",
         "_timer_at",
         "_version",
         "_window_deadline",
-        "_window_token",
+        "_window_timer",
         "card",
         "content_limit",
         "failed",
@@ -192,13 +231,14 @@ class ReplyStream:
         self._in_flight = False
         self._idle: trio.Event | None = None  # waited on only while a frame is in flight
         self._timer_at = math.inf  # when a delayed send is scheduled
+        self._timer: Timer | None = None  # that send's SessionStreams timer
+        self._window_timer: Timer | None = None  # the 6-minute window's timer
         self._closing = False
         self._stale = False
         self._last_sent = -math.inf
         self._window_deadline = math.inf  # set by the first frame
         self._cut: int | None = None  # chars of content already delivered by an early finish
         self._nowait = getattr(channel, "stream_frame_nowait", None)
-        self._window_token: list[ReplyStream | None] = [self]
         self.msg_items: list[MsgItem] = []
         self.card: TemplateCard | None = None
         self._card_sent = False
@@ -272,7 +312,8 @@ class ReplyStream:
         if now < due:
             if due < self._timer_at:
                 self._timer_at = due
-                self._streams.call_at(due, self._on_timer)
+                self._streams.cancel(self._timer)
+                self._timer = self._streams.call_at(due, self._on_timer)
             return
         version = self._version
         content = first_part(self.content, self.content_limit)
@@ -283,6 +324,7 @@ class ReplyStream:
 
     def _on_timer(self) -> None:
         self._timer_at = math.inf
+        self._timer = None
         self._pump()
 
     def _frame_done(self, version: int, error: BaseException | None) -> None:
@@ -330,10 +372,8 @@ class ReplyStream:
         self._frames_sent += 1
         if first:
             self._window_deadline = trio.current_time() + self.window
-            # The heap holds only this small token, so a finished stream is not kept alive
-            # until its window would have closed.
-            token = self._window_token
-            self._streams.call_at(self._window_deadline, lambda: token[0] and token[0]._at_window())
+            # Cancelled when the stream closes: a finished stream leaves no timer behind.
+            self._window_timer = self._streams.call_at(self._window_deadline, self._on_window)
         card = None
         if self.card is not None and not self._card_sent:
             card, self._card_sent = self.card, True  # at most once per message
@@ -344,6 +384,10 @@ class ReplyStream:
         }
 
     # --- the 6-minute window -------------------------------------------------------------------
+
+    def _on_window(self) -> None:
+        self._window_timer = None
+        self._at_window()
 
     def _at_window(self) -> None:
         if self._closing or self._cut is not None or trio.current_time() < self._window_deadline:
@@ -391,8 +435,12 @@ class ReplyStream:
     def begin_close(self) -> None:
         self._closing = True
         self._changed()
-        if self._cut is None:
-            self._window_token[0] = None
+        # Nothing delayed can matter any more: the final frame carries everything.
+        self._streams.cancel(self._timer)
+        self._timer = None
+        self._timer_at = math.inf
+        self._streams.cancel(self._window_timer)
+        self._window_timer = None
 
     async def finish(self, *, suffix: str = "") -> None:
         """Send the final frame (the whole text), then any continuation parts.
