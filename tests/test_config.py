@@ -52,7 +52,8 @@ def test_defaults():
     assert (config.restart_intensity, config.restart_period) == (10, 60.0)
     assert config.auth_max_attempts == 5
     assert config.max_frame_bytes == 1048576
-    assert (config.handler_concurrency, config.session_queue_size) == (64, 8)
+    assert (config.handler_concurrency, config.session_queue_size) == (64, 1000)
+    assert (config.max_queued_messages, config.max_queued_bytes, config.group_order) == (20000, 64 << 20, "sender")
     assert (config.drain_timeout, config.stream_min_interval) == (3.5, 0.1)
     assert (config.media_max_bytes, config.media_timeout) == (20971520, 30.0)
     assert (config.webhook_max_body, config.webhook_timestamp_window) == (1048576, 600.0)

@@ -31,7 +31,10 @@ Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
 (30 s, >= the initial delay), ``WECOM_RECONNECT_JITTER`` (0.2, a fraction 0..1),
 ``WECOM_RESTART_INTENSITY`` (10) restarts within ``WECOM_RESTART_PERIOD`` (60 s) before giving up,
 ``WECOM_AUTH_MAX_ATTEMPTS`` (5), ``WECOM_MAX_FRAME_BYTES`` (1 MiB), ``WECOM_HANDLER_CONCURRENCY``
-(64), ``WECOM_SESSION_QUEUE_SIZE`` (8), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
+(64), ``WECOM_SESSION_QUEUE_SIZE`` (1000 messages per session), ``WECOM_MAX_QUEUED_MESSAGES``
+(20,000) and ``WECOM_MAX_QUEUED_BYTES`` (64 MiB): the bot-wide guard past which a message is
+answered busy, ``WECOM_GROUP_ORDER`` (``sender``: order per group member; ``chat``: strict order
+per group chat), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
 (0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
 ``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
 freshness check).
@@ -57,6 +60,7 @@ ENV_PREFIX = "WECOM_"
 MODES = ("long-connection", "webhook")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 TRANSPORTS = ("trio-websocket", "wsproto")
+GROUP_ORDERS = ("sender", "chat")
 SECRET_FIELDS = frozenset({"bot_secret", "token", "encoding_aes_key"})
 _REDACTED = "***"
 _AES_CHARS = frozenset(string.ascii_letters + string.digits)
@@ -97,7 +101,10 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     auth_max_attempts: int = 5
     max_frame_bytes: int = 1048576
     handler_concurrency: int = 64
-    session_queue_size: int = 8
+    session_queue_size: int = 1000
+    max_queued_messages: int = 20000
+    max_queued_bytes: int = 67108864
+    group_order: str = "sender"  # or "chat": strict order for a whole group chat
     drain_timeout: float = 3.5
     stream_min_interval: float = 0.1
     media_max_bytes: int = 20971520
@@ -239,6 +246,9 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_frame_bytes": (_positive, "a number of bytes >= 1"),
     "handler_concurrency": (_positive, "an integer >= 1"),
     "session_queue_size": (_positive, "an integer >= 1"),
+    "max_queued_messages": (_positive, "an integer >= 1"),
+    "max_queued_bytes": (_positive, "a number of bytes >= 1"),
+    "group_order": (lambda v: v in GROUP_ORDERS, "one of " + ", ".join(GROUP_ORDERS)),
     "drain_timeout": (_non_negative, "a number of seconds >= 0"),
     "stream_min_interval": (_non_negative, "a number of seconds >= 0"),
     "media_max_bytes": (_positive, "a number of bytes >= 1"),

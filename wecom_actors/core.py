@@ -69,6 +69,9 @@ class BotCore:
             on_busy=self.busy,
             handler_concurrency=config.handler_concurrency,
             session_queue_size=config.session_queue_size,
+            max_pending=config.max_queued_messages,
+            max_pending_bytes=config.max_queued_bytes,
+            group_order=config.group_order,
         )
         self.streams = SessionStreams()
         self.counts = dict.fromkeys(("handler_errors", "replies_failed", "pushes"), 0)

@@ -2,14 +2,18 @@
 
 * Dedupe: a msgid seen within ``dedupe_ttl`` seconds is dropped (WeCom may deliver a callback
   twice). The cache is bounded in size and time.
-* Sessions: the key is the chatid of a group, else the sender's userid. Messages of one session
-  run one after another, in arrival order, on a worker task that exists only while the session
-  has work. Events (enter_chat, card clicks, feedback) do not queue behind messages: they have a
-  5-second reply window, so each runs at once.
-* Backpressure: at most ``handler_concurrency`` handlers run at a time; each session queues at
-  most ``session_queue_size`` messages and all sessions together at most ``max_pending``. A
-  message beyond either bound is not queued: it is answered at once by ``on_busy`` (a short
-  "busy" reply) and counted. The reader is never blocked by a slow session.
+* Sessions: messages of one session run one after another, in arrival order, on a worker task
+  that exists only while the session has work. The key is the sender's userid in a single chat;
+  in a group chat it is the chatid plus the sender (``group_order="sender"``, the default:
+  each member's messages in order, members independent of each other) or the chatid alone
+  (``group_order="chat"``: strict order for the whole group). Events (enter_chat, card clicks,
+  feedback) do not queue behind messages: they have a 5-second reply window, so each runs at once.
+* Backpressure: at most ``handler_concurrency`` handlers run at a time. Queues are sized for
+  real bursts: each session queues up to ``session_queue_size`` messages (hundreds), and the
+  bot-wide memory guard holds at most ``max_pending`` messages and ``max_pending_bytes`` bytes
+  (frame sizes) in all queues together. Only a message beyond the guard is refused: it is
+  answered at once by ``on_busy`` (a short "busy" reply), counted and logged. The reader is
+  never blocked by a slow session.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ Dispatch = Callable[[str, InboundMessage], Awaitable[None]]
 class RouterStatistics(msgspec.Struct, frozen=True):
     sessions: int
     queued: int
+    queued_bytes: int
     running: int
     received: int
     duplicates: int
@@ -46,8 +51,12 @@ class RouterStatistics(msgspec.Struct, frozen=True):
     dedupe_cache: int
 
 
+#: Size assumed for a message whose caller gives none (bytes).
+DEFAULT_MESSAGE_SIZE = 1024
+
+
 class _Session:
-    """One conversation's bounded queue: a short list, not a memory channel (the worker never
+    """One session's bounded queue: a short list, not a memory channel (the worker never
     blocks on it: it exits when the queue is empty; the router never blocks on it: a full queue
     is answered busy) and not a deque (an empty deque costs ~600 bytes; this queue holds at most
     ``session_queue_size`` items and is usually empty)."""
@@ -55,7 +64,7 @@ class _Session:
     __slots__ = ("queue",)
 
     def __init__(self) -> None:
-        self.queue: list[tuple[str, InboundMessage]] = []
+        self.queue: list[tuple[str, InboundMessage, int]] = []
 
 
 class Router:
@@ -65,8 +74,10 @@ class Router:
         dispatch: Dispatch,
         on_busy: Dispatch,
         handler_concurrency: int = 64,
-        session_queue_size: int = 8,
-        max_pending: int = 10_000,
+        session_queue_size: int = 1000,
+        max_pending: int = 20_000,
+        max_pending_bytes: int = 64 << 20,
+        group_order: str = "sender",
         dedupe_ttl: float = 600.0,
         dedupe_max: int = 100_000,
     ) -> None:
@@ -75,6 +86,11 @@ class Router:
         self.limiter = trio.CapacityLimiter(handler_concurrency)
         self.session_queue_size = session_queue_size
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        if group_order not in ("sender", "chat"):
+            raise ValueError(f"group_order must be 'sender' or 'chat', not {group_order!r}")
+        self.group_order = group_order
+        self._pending_bytes = 0
         self.dedupe_ttl = dedupe_ttl
         self.dedupe_max = dedupe_max
         self._sessions: dict[str, _Session] = {}
@@ -87,20 +103,27 @@ class Router:
         self._nursery: trio.Nursery | None = None
         self._counts = dict.fromkeys(("received", "duplicates", "busy", "unknown"), 0)
 
-    def submit_nowait(self, req_id: str, message: InboundMessage) -> None:
-        """Route one callback now. Never blocks: routing is a few dict operations and a task
-        spawn, so the Reader calls it inline (no channel hop per message, DESIGN.md §8)."""
-        self._route(req_id, message)
+    def submit_nowait(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
+        """Route one callback now (``size``: its frame's bytes, for the memory guard). Never
+        blocks: routing is a few dict operations and a task spawn, so the Reader calls it inline."""
+        self._route(req_id, message, size)
 
-    async def submit(self, req_id: str, message: InboundMessage) -> None:
+    async def submit(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
         """:meth:`submit_nowait`, plus a checkpoint (for callers in a loop of their own)."""
-        self._route(req_id, message)
+        self._route(req_id, message, size)
         await trio.lowlevel.checkpoint()
+
+    def session_key(self, message: InboundMessage) -> str:
+        """The ordering key of ``message`` (see the module docstring)."""
+        if self.group_order == "sender" and message.is_group and message.chatid:
+            return f"{message.chatid}\x00{message.userid}"
+        return message.conversation
 
     def statistics(self) -> RouterStatistics:
         return RouterStatistics(
             sessions=len(self._sessions),
             queued=self._pending,
+            queued_bytes=self._pending_bytes,
             running=self._running,
             received=self._counts["received"],
             duplicates=self._counts["duplicates"],
@@ -148,7 +171,7 @@ class Router:
         seen[msgid] = now + self.dedupe_ttl
         return False
 
-    def _route(self, req_id: str, message: InboundMessage) -> None:
+    def _route(self, req_id: str, message: InboundMessage, size: int) -> None:
         if self._nursery is None:
             raise RuntimeError("the router is not running")
         self._counts["received"] += 1
@@ -162,7 +185,7 @@ class Router:
             return
         if not self._accepting:
             log.warning("shutting down: answering msgid %s with a restart notice", message.msgid)
-            self._busy(req_id, message)
+            self._busy(req_id, message, "shutdown")
             return
         if isinstance(message, EventMessage):
             if self._running >= self.max_pending:
@@ -174,26 +197,30 @@ class Router:
             self._start()
             self._nursery.start_soon(self._run_one, req_id, message, False)
             return
-        key = message.conversation
+        key = self.session_key(message)
         session = self._sessions.get(key)
-        if self._pending >= self.max_pending:
-            self._busy(req_id, message)
+        if self._pending >= self.max_pending or self._pending_bytes + size > self.max_pending_bytes:
+            self._busy(req_id, message, "the bot-wide queue bound")
             return
         if session is None:
             session = self._sessions[key] = _Session()
             self._nursery.start_soon(self._session_worker, key, session)
         elif len(session.queue) >= self.session_queue_size:
-            self._busy(req_id, message)
+            self._busy(req_id, message, "its conversation's queue bound")
             return
-        session.queue.append((req_id, message))
+        session.queue.append((req_id, message, size))
         self._pending += 1
+        self._pending_bytes += size
         self._idle = trio.Event() if self._idle.is_set() else self._idle
 
-    def _busy(self, req_id: str, message: InboundMessage) -> None:
+    def _busy(self, req_id: str, message: InboundMessage, why: str = "") -> None:
         assert self._nursery is not None
         if self._accepting:
             self._counts["busy"] += 1
-            log.warning("conversation %s is over its queue bound; answering busy", message.conversation)
+            log.warning(
+                "msgid %s is over %s (%d messages, %d bytes queued); answering busy",
+                message.msgid[:64], why, self._pending, self._pending_bytes,
+            )  # fmt: skip
         self._start()
         self._nursery.start_soon(self._run_one, req_id, message, True)
 
@@ -220,8 +247,9 @@ class Router:
                 # No await between the emptiness check and the removal: nothing can slip in.
                 del self._sessions[key]
                 return
-            req_id, message = queue.pop(0)
+            req_id, message, size = queue.pop(0)
             self._pending -= 1
+            self._pending_bytes -= size
             self._start()
             try:
                 try:

@@ -29,7 +29,7 @@ class Reader:
         conn: Transport,
         correlator: Correlator,
         generation: int,
-        deliver: Callable[[str, InboundMessage], None],
+        deliver: Callable[[str, InboundMessage, int], None],
         counters: dict[str, int],
         *,
         early: list[str | bytes] | None = None,
@@ -77,4 +77,4 @@ class Reader:
                     "kick the other instance in turn)"
                 )
                 raise KickedOut("replaced by another connection of the same bot (disconnected_event)")
-            self._deliver(env.req_id, message)
+            self._deliver(env.req_id, message, len(data))

@@ -92,7 +92,7 @@ class ConnectionSupervisor:
         secret: str,
         transport_factory: TransportFactory,
         correlator: Correlator,
-        deliver: Callable[[str, InboundMessage], None],
+        deliver: Callable[[str, InboundMessage, int], None],
         new_req_id: Callable[[str], str],
         rng: random.Random,
         heartbeat_interval: float = 30.0,
