@@ -13,7 +13,7 @@ Commands (``op``):
 * ``wait_subscribed`` ``bot_id``, ``count``, ``timeout``: until that many subscribes of the bot
   have succeeded in total;
 * ``load`` ``bot_id``, ``mode`` (``closed``/``burst``), ``users``, ``messages``, ``timeout``,
-  ``tag``: U users x M text messages. Closed: each user sends its next message once the finish
+  ``tag`` (and ``users_tag``, default ``tag``: the users' names): U users x M text messages. Closed: each user sends its next message once the finish
   frame of the previous one arrived (or its ``timeout`` passed: lost). Burst: every message is
   pushed at once, round-robin over the users, then everything is awaited. Returns the latency of
   every message (callback pushed -> finish frame received, seconds), lost / duplicated / wrong
@@ -214,6 +214,7 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
     bot_id, mode = cmd["bot_id"], cmd["mode"]
     users, messages = int(cmd["users"]), int(cmd["messages"])
     timeout, tag = float(cmd.get("timeout", 30.0)), str(cmd.get("tag", "m"))
+    users_tag = str(cmd.get("users_tag", tag))  # the same users across commands (soak)
     per_message = float(cmd.get("per_message_timeout", min(timeout, 10.0)))
     progress = _Progress(cmd_id, users * messages)
     sent: list[tuple[str, float, str]] = []
@@ -223,7 +224,7 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
         if mode == "closed":
 
             async def user_loop(u: int) -> None:
-                user = f"{tag}-u{u:04d}"
+                user = f"{users_tag}-u{u:04d}"
                 for i in range(messages):
                     text = TEXT.format(tag=tag, user=u, i=i)
                     req_id, t0 = await _push(fake, text, user, bot_id)
@@ -238,7 +239,7 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
             for i in range(messages):
                 for u in range(users):
                     text = TEXT.format(tag=tag, user=u, i=i)
-                    req_id, t0 = await _push(fake, text, f"{tag}-u{u:04d}", bot_id)
+                    req_id, t0 = await _push(fake, text, f"{users_tag}-u{u:04d}", bot_id)
                     sent.append((req_id, t0, text))
             await _all_finished(fake, sent, progress)
         else:

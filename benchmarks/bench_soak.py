@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         while done < args.messages:
             result = lg.call(
                 "load", bot_id=BOT_ID, mode="closed", users=args.users, messages=per_user,
-                tag=f"c{chunk_no}", timeout=600.0,
+                tag=f"c{chunk_no}", users_tag="soak", timeout=600.0,
             )  # fmt: skip
             lg.call("reset")
             chunk_no += 1

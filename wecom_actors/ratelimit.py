@@ -16,13 +16,15 @@ with an error (45009 in the bundled fake). The bot spends that budget deliberate
 
 Windows are sliding, on Trio's clock: a send at time ``t`` counts until ``t + 60`` and
 ``t + 3600``. A conversation's state is dropped once it has no waiter and its last send is
-more than an hour old, so memory is bounded by the conversations active in the last hour.
+more than an hour old, so memory is bounded by the conversations active in the last hour, and
+each keeps at most ``per_hour`` send times.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import OrderedDict
 
 import msgspec
@@ -47,10 +49,10 @@ class _Conversation:
     __slots__ = ("sent", "waiting")
 
     def __init__(self) -> None:
-        # Send times of the last hour, oldest first, then the reserved times of waiting tasks.
-        # A list, not a deque: most conversations hold a handful of entries, and an empty deque
-        # alone costs ~600 bytes (10,000 conversations: 6 MB for nothing).
-        self.sent: list[float] = []
+        # Send times of the last hour, oldest first, then the reserved times of waiting tasks;
+        # at most ``per_hour`` of them (the windows never look further back). An array of
+        # doubles: 8 bytes a send, and an empty one costs ~64 bytes (a deque ~600).
+        self.sent: array[float] = array("d")
         self.waiting = 0
 
 
@@ -184,6 +186,10 @@ class RateLimiter:
             bisect.insort(sent, now)
         else:
             sent.append(now)
+        if len(sent) > self.per_hour:
+            # Only the newest ``per_hour`` sends decide when the next one may go: a busy
+            # conversation costs at most ``per_hour`` entries, not one per message of the hour.
+            del sent[: len(sent) - self.per_hour]
 
     def _evict(self, now: float) -> None:
         """Drop idle conversations (no waiter, no send within the hour) from the least recently
