@@ -25,6 +25,8 @@ FIGURES: list[tuple[str, str, str, float | None, bool]] = [
     ("burst.max_ms", "latency max, burst (ms)", "{:.0f}", None, True),
     ("closed.throughput", "throughput, closed loop (msg/s)", "{:.0f}", None, False),
     ("burst.throughput", "throughput, burst (msg/s)", "{:.0f}", None, False),
+    ("closed.gen2_per_10k", "gen-2 collections per 10,000 msgs, closed", "{:.2f}", None, True),
+    ("burst.gen2_per_10k", "gen-2 collections per 10,000 msgs, burst", "{:.2f}", None, True),
     ("peak_rss_mb", "peak RSS (MB)", "{:.1f}", 1.0, True),
     ("startup_s", "start to subscribed (s)", "{:.2f}", None, True),
 ]

@@ -78,19 +78,16 @@ class Rounds:
     # --- bots and loads ---------------------------------------------------------------------------
 
     def _our_settings(self, side: Side) -> dict[str, str]:
-        # A burst queues M messages per user: the per-conversation queue must hold them
-        # (default 8; beyond it a message is answered "busy" by design).
-        return {
-            "WECOM_SESSION_QUEUE_SIZE": str(max(8, self.args.messages)),
-            "WECOM_HANDLER_CONCURRENCY": str(max(64, self.args.users)),
-            **dict(side.settings),
-        }
+        # The defaults: queues are sized for bursts, so nothing here is tuned for the load.
+        return dict(side.settings)
 
     def _start(self, side: Side, name: str) -> Child:
         if side.reference:
             return _procs.start_reference_bot(name, self.lg.url, side.bot_id, SECRET)
         settings = self._our_settings(side)
-        return _procs.start_our_bot(name, self.lg.url, side.bot_id, SECRET, **settings)
+        return _procs.start_our_bot(
+            name, self.lg.url, side.bot_id, SECRET, handler="_gc_handler:handler", **settings
+        )
 
     @contextlib.contextmanager
     def _running(self, side: Side, bot: Child, warm_tag: str) -> Iterator[Child]:
@@ -120,13 +117,18 @@ class Rounds:
     def _phase(self, bot: Child, side: Side, mode: str, tag: str, label: str) -> dict[str, Any]:
         n = self.args.users * self.args.messages
         self.lg.call("reset")
+        gc0 = self._gc_collections(side)
         cpu0 = _procstats.cpu_seconds(bot.pid)
         ticks0 = _procstats.cpu_ticks_seconds(bot.pid)
         res = self._load(side, mode, tag, label)
         cpu = _procstats.cpu_seconds(bot.pid) - cpu0
         ticks = _procstats.cpu_ticks_seconds(bot.pid) - ticks0
+        gc1 = self._gc_collections(side)
         lat = _procstats.latency_summary(res["latencies"])
         return {
+            # collections by generation during the phase, and gen-2 ones per 10,000 messages
+            "gc_collections": [b - a for a, b in zip(gc0, gc1, strict=True)],
+            "gen2_per_10k": (gc1[2] - gc0[2]) * 10_000 / n,
             **lat,
             "messages": n,
             "replied": len(res["latencies"]),
@@ -142,6 +144,12 @@ class Rounds:
             "loadgen_cpu_us_per_msg": res["loadgen_cpu"] / n * 1e6,
             "latencies_ms": [round(x * 1e3, 3) for x in res["latencies"]],
         }
+
+    def _gc_collections(self, side: Side) -> list[int]:
+        """The bot's garbage-collector runs per generation so far (``/gcstats``; the reply
+        itself is a one-frame stream, outside the measured load)."""
+        content = self.lg.call("say", bot_id=side.bot_id, text="/gcstats", user="gc-operator")["content"]
+        return list(json.loads(content)["collections"])
 
     def round(self, side: Side, rnd: int) -> dict[str, Any]:
         """One measured round of ``side``: a fresh bot, the closed loop, then the burst."""
