@@ -11,7 +11,7 @@ import msgspec
 import trio
 
 from .errors import ReplyFailed, RequestError, StaleReply
-from .handlers.turn import Handler, Turn
+from .handlers.turn import FINAL_FRAME_BOUND, Handler, Turn
 from .ids import IdGen
 from .protocol.inbound import EventMessage, InboundMessage
 from .protocol.inbound import MediaRef as InboundMediaRef
@@ -175,8 +175,15 @@ class BotCore:
         )
 
     async def drain(self, grace: float) -> bool:
+        """Stop taking new messages, give running handlers ``grace`` seconds, then cancel them:
+        each stream still open is finished with what it has plus the interrupted note, over the
+        still-live connection (bounded by ``FINAL_FRAME_BOUND``). True if everything finished
+        within ``grace``; the caller cancels the bot afterwards."""
         self.router.stop_intake()
         with trio.move_on_after(grace):
             await self.router.wait_idle()
             return True
+        self.router.cancel_handlers()
+        with trio.move_on_after(FINAL_FRAME_BOUND + 0.2):
+            await self.router.wait_idle()
         return False

@@ -100,7 +100,8 @@ class Router:
         self._idle = trio.Event()
         self._idle.set()
         self._accepting = True
-        self._nursery: trio.Nursery | None = None
+        self._nursery: trio.Nursery | None = None  # handlers
+        self._notices: trio.Nursery | None = None  # busy and restart answers
         self._counts = dict.fromkeys(("received", "duplicates", "busy", "unknown"), 0)
 
     def submit_nowait(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
@@ -147,11 +148,23 @@ class Router:
             await self._idle.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery that session workers and event handlers run in."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
+        """Own two nurseries: handlers (session workers, events) and short notices (busy and
+        restart answers), so a shutdown can cancel the handlers and still answer."""
+        async with trio.open_nursery() as notices:
+            self._notices = notices
+            async with trio.open_nursery() as handlers:
+                self._nursery = handlers
+                task_status.started()
+                await trio.sleep_forever()
             await trio.sleep_forever()
+
+    def cancel_handlers(self) -> None:
+        """Shutdown, once the drain time is over: cancel every running handler (its stream is
+        finished with the interrupted note, see ``Turn.stream``) while the connection and the
+        Correlator stay up to deliver those final frames. New messages get the restart notice."""
+        self._accepting = False
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     def is_duplicate(self, msgid: str) -> bool:
         """Record ``msgid``; True if it was seen within the dedupe window."""
@@ -214,7 +227,7 @@ class Router:
         self._idle = trio.Event() if self._idle.is_set() else self._idle
 
     def _busy(self, req_id: str, message: InboundMessage, why: str = "") -> None:
-        assert self._nursery is not None
+        assert self._notices is not None
         if self._accepting:
             self._counts["busy"] += 1
             log.warning(
@@ -222,7 +235,7 @@ class Router:
                 message.msgid[:64], why, self._pending, self._pending_bytes,
             )  # fmt: skip
         self._start()
-        self._nursery.start_soon(self._run_one, req_id, message, True)
+        self._notices.start_soon(self._run_one, req_id, message, True)
 
     def _start(self) -> None:
         self._running += 1
