@@ -2,7 +2,7 @@
 
 ::
 
-    wecom-actors run   [--mode long-connection|webhook] [--handler echo|package.module:callable]
+    wecom-actors run   [--mode long-connection|webhook] [--handler echo|openai|package.module:callable]
                        [--config FILE] [--log-level L] [--host H] [--port P]
     wecom-actors demo  [--mode long-connection|webhook]
     wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
@@ -93,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
     try:
         config = BotConfig.load(flags=flags, config_file=args.config)
-        handler = load_handler(args.handler)
+        handler = load_handler(args.handler, config_file=args.config)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
     for name in sorted(SECRET_FIELDS):
@@ -129,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--handler",
         default="echo",
-        metavar="echo|package.module:callable",
-        help="the handler (default: the built-in echo)",
+        metavar="echo|openai|package.module:callable",
+        help="the handler (default: the built-in echo; openai: see docs/llm.md)",
     )
     run.add_argument("--config", metavar="FILE", help="a TOML file of settings")
     run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR, CRITICAL")
