@@ -38,7 +38,7 @@ class LLMError(Exception):
     HTTP status when there was one; ``str()`` is safe to log."""
 
     def __init__(self, note: str, *, status: int | None = None, detail: str = "") -> None:
-        super().__init__(f"HTTP {status}: {detail or note}" if status else detail or note)
+        super().__init__(f"{note} [{detail}]" if detail else note)
         self.note = note
         self.status = status
 
@@ -154,15 +154,15 @@ async def stream_completion(
                 return await _events(EventSource(response), settings, on_part)
         except httpx.TimeoutException as exc:
             raise LLMError(f"The model server did not answer within {timeout:g} s.", detail=type(exc).__name__) from None
+        except SSEError:  # a TransportError too: first
+            raise LLMError(
+                "The model server did not send a stream (wrong content type).",
+                detail=f"content type {summarise(response.headers.get('content-type', ''))!r}",
+            ) from None
         except httpx.TransportError as exc:
             raise LLMError(
                 "The connection to the model server failed or dropped before the answer was complete.",
                 detail=f"{type(exc).__name__}: {summarise(str(exc), settings.api_key)}",
-            ) from None
-        except SSEError:
-            raise LLMError(
-                "The model server did not send a stream (wrong content type).",
-                detail=f"content type {summarise(response.headers.get('content-type', ''))!r}",
             ) from None
     assert whole.cancelled_caught
     raise LLMError(f"The answer took longer than {settings.max_duration:g} s and was stopped.", detail="max_duration")
@@ -176,7 +176,7 @@ async def _http_error(response: httpx.Response, settings: LLMSettings) -> LLMErr
             if len(data) >= MAX_ERROR_BODY:
                 break
     message = summarise(_error_message(data[:MAX_ERROR_BODY]), settings.api_key)
-    return LLMError(_status_note(response.status_code, message), status=response.status_code, detail=message)
+    return LLMError(_status_note(response.status_code, message), status=response.status_code)
 
 
 async def _whole_answer(response: httpx.Response, settings: LLMSettings, on_part: OnPart) -> str | None:
