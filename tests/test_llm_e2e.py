@@ -16,7 +16,9 @@ import pytest
 import trio
 import trio.testing
 
+from wecom_actors.cli import EXIT_CONFIG, main
 from wecom_actors.demo import tiny_png
+from wecom_actors.demo_llm import llm_demo
 from wecom_actors.handlers._llm_config import LLMSettings
 from wecom_actors.handlers._llm_view import THINKING
 from wecom_actors.handlers.openai import NO_FILES, NO_IMAGES, RESET_DONE, RESET_EMPTY, OpenAIHandler
@@ -265,7 +267,20 @@ async def test_the_bundled_fake_model_answers_and_says_so(autojump_clock: trio.t
             await nursery.start(serve, bot_config(fake), handler)
             cb = await fake.send_text("please think about tea")
             view = await fake.wait_stream_finished(cb.req_id)
-            assert view.content.startswith("This is the bundled fake model")
+            assert view.content.startswith("(The bundled fake model, not a real one.)")
             assert "please think about tea" in view.content
             assert any(f.startswith(THINKING) for f in frames(fake, cb.req_id))
             nursery.cancel_scope.cancel()
+
+
+async def test_the_demo_with_the_fake_model(autojump_clock: trio.testing.MockClock) -> None:
+    lines: list[str] = []
+    assert await llm_demo(print_fn=lines.append, environ={}) == 0
+    text = "\n".join(lines)
+    assert "BUNDLED FAKE MODEL" in text and "demo FAILED" not in text
+    assert "while thinking" in text and RESET_DONE in text
+
+
+def test_the_demo_needs_long_connection_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--handler", "openai", "--mode", "webhook"]) == EXIT_CONFIG
+    assert "long-connection" in capsys.readouterr().err

@@ -4,7 +4,7 @@
 
     wecom-actors run   [--mode long-connection|webhook] [--handler echo|openai|package.module:callable]
                        [--config FILE] [--log-level L] [--host H] [--port P]
-    wecom-actors demo  [--mode long-connection|webhook]
+    wecom-actors demo  [--mode long-connection|webhook] [--handler echo|openai]
     wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
 
 Settings come from flags, else the environment (``WECOM_*``), else the config file, else the
@@ -64,6 +64,10 @@ def _demo(args: argparse.Namespace) -> int:
     """SEAM: the bundled fake WeCom + the echo bot + a scripted conversation; print the transcript."""
     import trio
 
+    if getattr(args, "handler", "echo") == "openai":
+        from .demo_llm import llm_demo
+
+        return trio.run(llm_demo)
     if args.mode == "webhook":
         from .testing import webhook_demo_transcript
 
@@ -106,6 +110,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.handler == "openai" and args.mode == "webhook":
+        return _error("demo --handler openai runs in long-connection mode only", EXIT_CONFIG)
     return _demo(args)
 
 
@@ -142,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="fake WeCom + echo bot + a scripted conversation, no credentials"
     )
     demo.add_argument("--mode", choices=MODES, help="default: long-connection")
+    demo.add_argument(
+        "--handler",
+        choices=("echo", "openai"),
+        default="echo",
+        help="echo (default), or openai: a model's answers (the bundled fake model without OPENAI_* settings)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")

@@ -187,11 +187,11 @@ def default_answer(body: dict[str, Any]) -> FakeAnswer:
     text, images = _user_text(users[-1]) if users else ("", 0)
     shown = " ".join(text.split())
     shown = shown if len(shown) <= 200 else shown[:199] + "…"
-    answer = f"This is the bundled fake model (no model server is configured), not a real one. You said: “{shown}”."
+    answer = f"(The bundled fake model, not a real one.) You said: “{shown}”."
     if images:
-        answer += f" I was sent {images} image(s), but I cannot look at them."
+        answer += f" I got {images} image(s) but cannot look at them."
     if len(users) > 1:
-        answer += f" I remember {len(users) - 1} earlier message(s) of this conversation."
+        answer += f" I remember {len(users) - 1} earlier message(s)."
     reasoning: list[str] = []
     if "think" in text.lower():
         reasoning = _words("The user wants me to think. I am a fake model, so I only pretend to: first this, then that, and so the answer is clear.")
