@@ -111,7 +111,6 @@ class OpenAIHandler:
                 transport=self._transport,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
                 follow_redirects=False,
-                trust_env=False,
             )
             self._http_run = run
         return self._http
