@@ -284,3 +284,23 @@ async def test_the_demo_with_the_fake_model(autojump_clock: trio.testing.MockClo
 def test_the_demo_needs_long_connection_mode(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--handler", "openai", "--mode", "webhook"]) == EXIT_CONFIG
     assert "long-connection" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("answer", "changes", "expected"),
+    [
+        (FakeAnswer(content=["cut ", "short"], finish_reason="length"), {}, "cut short\n\n(The answer was cut at the model's token limit.)"),
+        (FakeAnswer(content=[]), {}, "(The model returned an empty answer.)"),
+        (FakeAnswer(reasoning=["only ", "thoughts"], delay=1.0), {}, "(The model returned an empty answer.)"),
+        (FakeAnswer(content=["<think>hidden</think>"]), {}, "(The model returned an empty answer.)"),
+        (FakeAnswer(content=["x" * 600] * 3), {"max_answer_bytes": 1000}, "x" * 1000 + "\n\n(The answer was cut at 1000 bytes.)"),
+        (FakeAnswer(reasoning=["hmm"], content=["late"], first_delay=30, delay=1), {"timeout": 20},
+         "(The model server did not answer within 20 s.)"),
+    ],
+)
+async def test_notes_at_the_end(answer: FakeAnswer, changes: dict[str, Any], expected: str, autojump_clock: trio.testing.MockClock) -> None:
+    async with llm_bot(answer, **changes) as (fake, _, handler):
+        cb = await fake.send_text("hi")
+        assert (await fake.wait_stream_finished(cb.req_id)).content == expected
+        await trio.sleep(1)  # virtual time: the handler remembers once the final frame is acked
+        assert len(handler.memory) == (1 if expected.startswith(("cut", "xxx")) else 0)

@@ -97,12 +97,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
     try:
         config = BotConfig.load(flags=flags, config_file=args.config)
-        handler = load_handler(args.handler, config_file=args.config)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
     for name in sorted(SECRET_FIELDS):
         register_secret(getattr(config, name))
     setup_logging(config.log_level)
+    try:  # after the logging setup: a handler may log while it is built (openai: which model)
+        handler = load_handler(args.handler, config_file=args.config)
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_CONFIG)
     try:
         return _serve(config, handler)
     except TerminalError as exc:

@@ -83,6 +83,10 @@ class OpenAIHandler:
                 "no OPENAI_BASE_URL or OPENAI_API_KEY set: answering with the bundled fake model "
                 "(no network); see docs/llm.md"
             )
+        else:
+            url = httpx.URL(self.settings.endpoint)  # shown without any user:password@
+            port = f":{url.port}" if url.port else ""
+            log.info("answering with model %r at %s://%s%s%s", self.settings.model, url.scheme, url.host, port, url.path)
         self.uses_fake = self.settings.uses_fake
         self._transport = transport
         self.memory = Memory(
