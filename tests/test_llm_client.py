@@ -108,7 +108,14 @@ async def test_other_error_bodies() -> None:
     def plain(request: httpx.Request) -> httpx.Response:
         return httpx.Response(502, text="<html>Bad Gateway</html>")
 
-    for handler, expected in ((ollama, "model 'qwen9' not found"), (plain, "<html>Bad Gateway</html>")):
+    def moved(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(301, headers={"location": "https://elsewhere.test/v1/chat/completions"})
+
+    for handler, expected in (
+        (ollama, "model 'qwen9' not found"),
+        (plain, "<html>Bad Gateway</html>"),
+        (moved, "redirected the request (HTTP 301). Check OPENAI_BASE_URL"),
+    ):
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             with pytest.raises(LLMError) as info:
                 await stream_completion(client, settings(), MESSAGES, _ignore)

@@ -106,6 +106,8 @@ def _error_message(body: bytes) -> str:
 
 def _status_note(status: int, message: str) -> str:
     why = f": {message}" if message else ""
+    if status < 400:
+        return f"The model server redirected the request (HTTP {status}). Check OPENAI_BASE_URL."
     if status in (401, 403):
         return f"The model server refused the request (HTTP {status}{why}). Check OPENAI_API_KEY."
     if status == 404:
@@ -146,7 +148,7 @@ async def stream_completion(
                     )
                 if first.cancelled_caught:
                     raise LLMError(f"The model server did not answer within {timeout:g} s.", detail="no response headers in time")
-                if response.status_code >= 400:
+                if response.status_code >= 300:  # redirects are not followed: a wrong URL
                     raise await _http_error(response, settings)
                 kind = response.headers.get("content-type", "").partition(";")[0].strip().lower()
                 if kind == "application/json":
@@ -154,12 +156,12 @@ async def stream_completion(
                 return await _events(EventSource(response), settings, on_part)
         except httpx.TimeoutException as exc:
             raise LLMError(f"The model server did not answer within {timeout:g} s.", detail=type(exc).__name__) from None
-        except SSEError:  # a TransportError too: first
+        except SSEError:  # an httpx.RequestError too: first
             raise LLMError(
                 "The model server did not send a stream (wrong content type).",
                 detail=f"content type {summarise(response.headers.get('content-type', ''))!r}",
             ) from None
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # connection refused or dropped, bad encoding...
             raise LLMError(
                 "The connection to the model server failed or dropped before the answer was complete.",
                 detail=f"{type(exc).__name__}: {summarise(str(exc), settings.api_key)}",

@@ -6,6 +6,8 @@ It needs no network and runs in trio's virtual time, so it serves both the tests
     fake = FakeOpenAI(FakeAnswer(content=["Hello", " there"], delay=0.5))
     handler = OpenAIHandler(LLMSettings(base_url="http://model.test/v1"), transport=fake.transport)
 
+:meth:`FakeOpenAI.asgi` serves the same over real HTTP.
+
 What it checks like a real server: ``POST .../chat/completions`` only, a JSON body with a model
 name and a list of messages (roles system/user/assistant, text or content parts), the bearer key
 when it was given one. What it answers is a :class:`FakeAnswer`: fixed, or chosen per request by
@@ -65,6 +67,34 @@ class FakeOpenAI:
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self._handle)
+
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """The same server as an ASGI app, to serve over real HTTP (e.g. with hypercorn).
+
+        A dropped connection (``drop_after``) aborts the response mid-body."""
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            event = await receive()
+            body += event.get("body", b"")
+            if not event.get("more_body"):
+                break
+        request = httpx.Request(
+            scope["method"], "http://fake-openai" + scope["path"], headers=scope["headers"], content=body
+        )
+        response = await self._handle(request)
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        try:
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.ReadError:
+            raise ConnectionAbortedError("the fake model drops the connection") from None
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         await trio.lowlevel.checkpoint()
