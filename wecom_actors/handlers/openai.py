@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import trio
 
+from .._logging import register_secret
 from ..errors import MediaError
 from ..protocol.inbound import EnterChatEvent, FileMessage, VideoMessage
 from ._llm_client import LLMError, stream_completion
@@ -75,6 +76,7 @@ class OpenAIHandler:
 
     def __init__(self, settings: LLMSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings or LLMSettings()
+        register_secret(self.settings.api_key)  # LLMSettings.load does too; direct construction not
         if transport is None and self.settings.uses_fake:
             from ..testing.fake_openai import FakeOpenAI
 
