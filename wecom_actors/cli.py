@@ -2,9 +2,9 @@
 
 ::
 
-    wecom-actors run   [--mode long-connection|webhook] [--handler echo|package.module:callable]
+    wecom-actors run   [--mode long-connection|webhook] [--handler echo|openai|package.module:callable]
                        [--config FILE] [--log-level L] [--host H] [--port P]
-    wecom-actors demo  [--mode long-connection|webhook]
+    wecom-actors demo  [--mode long-connection|webhook] [--handler echo|openai]
     wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
 
 Settings come from flags, else the environment (``WECOM_*``), else the config file, else the
@@ -64,6 +64,10 @@ def _demo(args: argparse.Namespace) -> int:
     """SEAM: the bundled fake WeCom + the echo bot + a scripted conversation; print the transcript."""
     import trio
 
+    if getattr(args, "handler", "echo") == "openai":
+        from .demo_llm import llm_demo
+
+        return trio.run(llm_demo)
     if args.mode == "webhook":
         from .testing import webhook_demo_transcript
 
@@ -93,12 +97,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
     try:
         config = BotConfig.load(flags=flags, config_file=args.config)
-        handler = load_handler(args.handler)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
     for name in sorted(SECRET_FIELDS):
         register_secret(getattr(config, name))
     setup_logging(config.log_level)
+    try:  # after the logging setup: a handler may log while it is built (openai: which model)
+        handler = load_handler(args.handler, config_file=args.config)
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_CONFIG)
     try:
         return _serve(config, handler)
     except TerminalError as exc:
@@ -106,6 +113,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    if args.handler == "openai" and args.mode == "webhook":
+        return _error("demo --handler openai runs in long-connection mode only", EXIT_CONFIG)
     return _demo(args)
 
 
@@ -129,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--handler",
         default="echo",
-        metavar="echo|package.module:callable",
-        help="the handler (default: the built-in echo)",
+        metavar="echo|openai|package.module:callable",
+        help="the handler (default: the built-in echo; openai: see docs/llm.md)",
     )
     run.add_argument("--config", metavar="FILE", help="a TOML file of settings")
     run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR, CRITICAL")
@@ -142,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="fake WeCom + echo bot + a scripted conversation, no credentials"
     )
     demo.add_argument("--mode", choices=MODES, help="default: long-connection")
+    demo.add_argument(
+        "--handler",
+        choices=("echo", "openai"),
+        default="echo",
+        help="echo (default), or openai: a model's answers (the bundled fake model without OPENAI_* settings)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")

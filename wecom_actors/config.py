@@ -360,7 +360,8 @@ def _read_toml(path: str | os.PathLike[str]) -> _Layer:
         raise ConfigError(shown, f"cannot read the config file: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(shown, f"the config file is not valid TOML: {exc}") from None
-    items = [(key, key, value) for key, value in doc.items() if key != "wecom"]
+    # [llm] holds the openai handler's settings (wecom_actors.handlers._llm_config reads it).
+    items = [(key, key, value) for key, value in doc.items() if key not in ("wecom", "llm")]
     table = doc.get("wecom")
     if table is not None:
         if not isinstance(table, dict):

@@ -1,8 +1,9 @@
-"""Loading a handler from a command-line spec: ``echo`` or ``package.module:callable``."""
+"""Loading a handler from a command-line spec: ``echo``, ``openai`` or ``package.module:callable``."""
 
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -14,17 +15,22 @@ __all__ = ["ECHO_HANDLER", "load_handler"]
 ECHO_HANDLER = "wecom_actors.handlers.echo:echo"
 
 
-def load_handler(spec: str) -> Callable[..., Any]:
-    """``echo`` or ``package.module:callable`` (the attribute may be dotted) -> the callable.
+def load_handler(spec: str, *, config_file: str | os.PathLike[str] | None = None) -> Callable[..., Any]:
+    """``echo``, ``openai`` or ``package.module:callable`` (the attribute may be dotted) -> the
+    callable. ``openai`` is built from its settings (environment, and ``config_file``'s ``[llm]``).
 
     Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
-    not import, the attribute is missing or is not callable.
+    not import, the attribute is missing or is not callable (and naming the setting when one of
+    the ``openai`` handler's settings is invalid).
     """
+    if spec == "openai":
+        return _openai(config_file)
     target = ECHO_HANDLER if spec == "echo" else spec
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(
-            "--handler", f"{spec!r} is not 'echo' or 'package.module:callable' (colon missing?)"
+            "--handler",
+            f"{spec!r} is not 'echo', 'openai' or 'package.module:callable' (colon missing?)",
         )
     try:
         obj: Any = importlib.import_module(module_name)
@@ -44,3 +50,15 @@ def load_handler(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
     return obj
+
+
+def _openai(config_file: str | os.PathLike[str] | None) -> Callable[..., Any]:
+    try:
+        from .openai import from_cli
+    except ImportError as exc:  # a dependency of the handler is missing from this installation
+        raise ConfigError(
+            "--handler",
+            f"the openai handler cannot be imported ({exc}); "
+            "reinstall with: pip install --force-reinstall wecom-actors",
+        ) from None
+    return from_cli(config_file=config_file)
