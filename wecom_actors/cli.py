@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")
     fake.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     fake.add_argument("--port", type=int, default=0, help="default: 0 (a free port)")
-    fake.add_argument("--bot-id", help="the bot id to accept (default: any)")
-    fake.add_argument("--secret", help="the secret to accept (default: any)")
+    fake.add_argument("--bot-id", help="the one bot id it accepts (default: fake-bot)")
+    fake.add_argument("--secret", help="the one secret it accepts (default: fake-secret)")
     fake.set_defaults(func=_cmd_fake_server)
     return parser
 

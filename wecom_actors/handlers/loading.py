@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,9 @@ ECHO_HANDLER = "wecom_actors.handlers.echo:echo"
 def load_handler(spec: str) -> Callable[..., Any]:
     """``echo`` or ``package.module:callable`` (the attribute may be dotted) -> the callable.
 
+    The module is looked up in the current folder too (as ``python -m`` does), so
+    ``--handler mybot:handler`` works from the folder that holds ``mybot.py``.
+
     Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
     not import, the attribute is missing or is not callable.
     """
@@ -26,6 +31,7 @@ def load_handler(spec: str) -> Callable[..., Any]:
         raise ConfigError(
             "--handler", f"{spec!r} is not 'echo' or 'package.module:callable' (colon missing?)"
         )
+    _import_from_cwd()
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -44,3 +50,10 @@ def load_handler(spec: str) -> Callable[..., Any]:
     if not callable(obj):
         raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
     return obj
+
+
+def _import_from_cwd() -> None:
+    """Put the current folder first on ``sys.path`` (once), as ``python -m`` and uvicorn do."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
