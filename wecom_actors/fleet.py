@@ -189,8 +189,11 @@ def _seat(routes: HttpRoutes, server: WebhookServer, app: Any, path: str) -> _Se
 async def _run_admin(server: WebhookServer, *, task_status: trio.TaskStatus[int]) -> None:
     try:
         await server.run(task_status=task_status)
-    except TerminalError as exc:
-        reason = str(exc).partition(": cannot listen on ")[2] or str(exc)
+    except (TerminalError, BaseExceptionGroup) as exc:
+        terminal = terminal_of(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if terminal is None:
+            raise
+        reason = str(terminal).partition(": cannot listen on ")[2] or str(terminal)
         raise TerminalError(f"WECOM_ADMIN_PORT: cannot listen on {reason}") from None
 
 
