@@ -94,3 +94,24 @@ def test_fake_server_help_names_the_real_defaults(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "default: fake-bot" in out and "default: fake-secret" in out
     assert "any" not in out
+
+
+async def test_a_first_push_to_a_stranger_is_a_plain_explained_ack_error(autojump_clock) -> None:
+    import trio
+
+    import wecom_actors
+    from wecom_actors.testing import open_fake_wecom
+
+    async with open_fake_wecom() as fake:
+        config = BotConfig(mode="long-connection", bot_id=fake.bot_id, bot_secret=fake.secret, ws_url=fake.url)
+        with pytest.raises(wecom_actors.AckError) as info:  # bare through open_bot: no ExceptionGroup
+            async with wecom_actors.open_bot(config, "echo") as bot:
+                await bot.send_markdown("stranger", "hello?")
+        assert type(info.value) is wecom_actors.AckError and info.value.errcode == 846607
+        assert "has never written to the bot" in str(info.value) and "'stranger'" in str(info.value)
+        with trio.fail_after(5):
+            async with wecom_actors.open_bot(config, "echo") as bot:
+                await fake.send_text("hi", user="friend")
+                await fake.wait_until(lambda: bool(fake.conversation("friend")))
+                await bot.send_markdown("friend", "hello again")  # once the user wrote, it goes
+        assert [b.content for b in fake.conversation("friend")][-1] == "hello again"

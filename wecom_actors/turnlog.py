@@ -121,9 +121,9 @@ class TurnLog:
 
 
 def bot_label(config: BotConfig) -> str:
-    """A bot's default name: its bot id (long connection), else ``webhook`` plus its path."""
+    """A bot's default name: its masked bot id (long connection), else ``webhook`` plus its path."""
     if config.bot_id:
-        return config.bot_id
+        return mask_id(config.bot_id)
     return "webhook" + config.callback_path.replace("/", "_").rstrip("_")
 
 
