@@ -52,7 +52,7 @@ import os
 import string
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, get_args
 
 import msgspec
 
@@ -194,8 +194,8 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     __str__ = __repr__
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
-        yield from self._redacted_items()
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return list(self._redacted_items())
 
 
 # --- field metadata --------------------------------------------------------------------------------
@@ -332,9 +332,9 @@ def _check_typed(name: str, value: object, source: str | None) -> Any:
     if not ok:
         raise _invalid(name, value, source)
     if name == "log_level":
-        return value.upper()  # type: ignore[union-attr]
+        return str(value).upper()
     if name == "log_format":
-        return value.lower()  # type: ignore[union-attr]
+        return str(value).lower()
     return value
 
 
@@ -452,7 +452,7 @@ def _infer_mode(values: Mapping[str, Any]) -> str:
     )
 
 
-def _raise(setting: str, message: str) -> Any:
+def _raise(setting: str, message: str) -> NoReturn:
     raise ConfigError(setting, message)
 
 

@@ -49,7 +49,8 @@ def load_handler(spec: str) -> Callable[..., Any]:
             ) from None
     if not callable(obj):
         raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
-    return obj
+    handler: Callable[..., Any] = obj
+    return handler
 
 
 def _import_from_cwd() -> None:
