@@ -1,4 +1,4 @@
-"""The ``wecom-actors`` command (DESIGN §5).
+"""The ``wecom-actors`` command (docs/index.md, "Command line").
 
 ::
 
