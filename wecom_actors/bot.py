@@ -180,11 +180,14 @@ async def serve_bot(
     http_client: httpx.AsyncClient | None = None,
     rng: random.Random | None = None,
     webhook_server: WebhookServerFactory | None = None,
+    on_handle: Callable[[BotHandle], None] | None = None,
 ) -> None:
     """Run one bot until cancelled or a terminal error; ``started(handle)`` once usable.
 
     ``name`` labels the bot in logs and metrics (default: its bot id). ``webhook_server``
     replaces a webhook bot's own HTTP server (a fleet shares one server among its bots).
+    ``on_handle`` gets the handle as soon as it exists, before the bot is usable (so a signal
+    that arrives while ``started`` is on its way can still drain it).
     """
     if not isinstance(config, BotConfig):
         raise TypeError(f"serve_bot needs a BotConfig, got {type(config).__name__}")
@@ -207,6 +210,8 @@ async def serve_bot(
                         config, resolved, http_client=http, rng=rng, transport_factory=transport_factory
                     )
                 handle = BotHandle(runtime, nursery.cancel_scope, name=turns.bot, turns=turns)
+                if on_handle is not None:
+                    on_handle(handle)
                 await nursery.start(runtime.run, handle)
                 log.info(
                     "wecom-actors %s: bot %s up (%s mode, bot id %s, %s)",

@@ -47,15 +47,18 @@ class BotSlot:
         self.handler = bot.handler
         self.mode = bot.config.mode
         self.handle: BotHandle | None = None
+        self.started = False
         self.error: TerminalError | None = None
         self.stopped = False
 
     def state(self) -> str:
         if self.error is not None:
             return "stopped"
-        if self.handle is None:
-            return "stopped" if self.stopped else "starting"
-        return "stopped" if self.stopped else self.handle.statistics().state
+        if self.stopped:
+            return "stopped"
+        if self.handle is None or not self.started:
+            return "starting"
+        return self.handle.statistics().state
 
 
 class FleetHandle:
@@ -75,7 +78,7 @@ class FleetHandle:
     @property
     def bots(self) -> dict[str, BotHandle]:
         """The running bots' handles, by name."""
-        return {s.name: s.handle for s in self.slots if s.handle is not None and not s.stopped}
+        return {s.name: s.handle for s in self.slots if s.handle is not None and s.started and not s.stopped}
 
     @property
     def errors(self) -> dict[str, TerminalError]:
@@ -95,8 +98,9 @@ class FleetHandle:
             results.append(await handle.drain(grace))
 
         async with trio.open_nursery() as nursery:
-            for handle in self.bots.values():
-                nursery.start_soon(one, handle)
+            for slot in self.slots:  # started, or just starting (its handle exists already)
+                if slot.handle is not None and not slot.stopped:
+                    nursery.start_soon(one, slot.handle)
         for server in self._servers:
             server.shutdown()
         return all(results)
@@ -209,10 +213,13 @@ async def _run_bot(
     try:
         async with trio.open_nursery() as nursery:
             webhook = {"webhook_server": seat_factory} if slot.mode == "webhook" else {}
-            slot.handle = await nursery.start(
-                partial(serve_bot, slot.config, slot.handler, name=slot.name, **webhook, **kwargs)
+            def keep(handle: BotHandle) -> None:
+                slot.handle = handle
+
+            await nursery.start(
+                partial(serve_bot, slot.config, slot.handler, name=slot.name, on_handle=keep, **webhook, **kwargs)
             )
-            started = True
+            started = slot.started = True
             task_status.started()
     except BaseExceptionGroup as eg:
         terminal = terminal_of(eg)

@@ -83,7 +83,7 @@ class FleetCollector(Collector):
             state.add_metric([name, current], 1.0)
             if slot.error is not None:
                 code.add_metric([name], float(slot.error.exit_code))
-            handle = slot.handle
+            handle = slot.handle if slot.started else None
             if handle is None:
                 continue
             stats = handle.statistics()
