@@ -252,8 +252,10 @@ async def test_webhook_bots_share_one_server_each_on_its_path(autojump_clock: tr
             assert ready.status_code == 200 and set(ready.json()["bots"]) == {"one", "two"}
             assert "wecom_bot_up" in (await http.get("/metrics")).text
             assert (await http.get("/elsewhere")).status_code == 404
-            assert await handle.drain(1.0)
-            assert (await http.get("/one", params=query)).status_code == 503  # stopped: WeCom retries later
+            assert await handle.bots["one"].drain(1.0)
+            r = await http.get("/one", params=query)
+            assert r.status_code == 503 and r.text == "this bot has stopped\n"  # WeCom retries later
+            assert (await http.get("/two", params=query)).content == b"/two"  # the other bot serves on
         nursery.cancel_scope.cancel()
 
 
@@ -274,3 +276,27 @@ def test_readyz_json_is_valid_before_any_bot_started() -> None:
     slot = BotSlot(FleetBot("a", BotConfig(mode="long-connection", bot_id="x", bot_secret="s")))
     ready, doc = readiness([slot])
     assert not ready and json.loads(json.dumps(doc))["bots"]["a"]["state"] == "starting"
+
+
+async def test_healthz_turns_503_when_the_process_shuts_down() -> None:
+    from wecom_actors.admin import HttpRoutes
+    from wecom_actors.metrics import fleet_registry
+
+    routes = HttpRoutes(list, fleet_registry(list))
+
+    async def get(path: str) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(event: dict[str, Any]) -> None:
+            sent.append(event)
+
+        await routes({"type": "http", "method": "GET", "path": path}, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    assert await get("/healthz") == (200, b"ok\n")
+    assert (await get("/readyz"))[0] == 503  # no bot: not ready
+    routes.draining = True
+    assert await get("/healthz") == (503, b"draining\n")

@@ -4,7 +4,7 @@
 the admin routes; on the webhook server it also sends each bot's ``callback_path`` to that bot's
 own webhook app, so every webhook bot of a fleet shares one hypercorn server.
 
-* ``GET /healthz``: 200 ``ok`` while the process serves.
+* ``GET /healthz``: 200 ``ok`` while the process serves, 503 ``draining`` once it shuts down.
 * ``GET /readyz``: 200 while every bot is subscribed (long connection) or serving (webhook),
   else 503; the JSON body has each bot's mode, state, connects, reconnects and, for a bot stopped
   by a terminal error, the error and its exit code.
@@ -63,6 +63,8 @@ class HttpRoutes:
         self._admin = admin
         self._paths: dict[str, App] = {}
         self._stopped: set[str] = set()
+        #: Set when the process shuts down: ``/healthz`` answers 503 from then on.
+        self.draining = False
 
     def mount(self, path: str, app: App) -> None:
         self._paths[path] = app
@@ -88,7 +90,10 @@ class HttpRoutes:
             if method not in ("GET", "HEAD"):
                 await _respond(send, 405, b"method not allowed\n", _TEXT, [(b"allow", b"GET, HEAD")])
             elif path == "/healthz":
-                await _respond(send, 200, b"ok\n", _TEXT)
+                if self.draining:
+                    await _respond(send, 503, b"draining\n", _TEXT)
+                else:
+                    await _respond(send, 200, b"ok\n", _TEXT)
             elif path == "/readyz":
                 ready, doc = readiness(self._slots())
                 await _respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)

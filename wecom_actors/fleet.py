@@ -72,6 +72,7 @@ class FleetHandle:
         self._left = len(slots)
         self._all_stopped = trio.Event()
         self._servers: list[WebhookServer] = []
+        self._routes: list[HttpRoutes] = []
         #: The terminal error of the bot that stopped last (None while none has).
         self.last_error: TerminalError | None = None
 
@@ -93,6 +94,8 @@ class FleetHandle:
         """Drain every running bot at once (each within ``grace``, default its drain_timeout),
         then stop the shared webhook server gracefully. True if every bot finished in time."""
         results: list[bool] = []
+        for routes in self._routes:
+            routes.draining = True
 
         async def one(handle: BotHandle) -> None:
             results.append(await handle.drain(grace))
@@ -159,11 +162,14 @@ async def serve_fleet(
             if on_handle is not None:
                 on_handle(handle)
             if process.admin_port:
-                admin = WebhookServer(HttpRoutes(lambda: slots, registry), host=process.host, port=process.admin_port)
+                admin_routes = HttpRoutes(lambda: slots, registry)
+                handle._routes.append(admin_routes)
+                admin = WebhookServer(admin_routes, host=process.host, port=process.admin_port)
                 handle.admin_port = await nursery.start(_run_admin, admin)
             seat_factory = None
             if any(slot.mode == "webhook" for slot in slots):
                 routes = HttpRoutes(lambda: slots, registry)
+                handle._routes.append(routes)
                 server = WebhookServer(routes, host=process.host, port=process.port)
                 handle.webhook_port = await nursery.start(server.run)
                 handle._servers.append(server)
