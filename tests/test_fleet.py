@@ -300,3 +300,60 @@ async def test_healthz_turns_503_when_the_process_shuts_down() -> None:
     assert (await get("/readyz"))[0] == 503  # no bot: not ready
     routes.draining = True
     assert await get("/healthz") == (503, b"draining\n")
+
+
+async def poll(http: httpx.AsyncClient, done: Any) -> None:
+    """GET /readyz until ``done(response)`` (the caller bounds the wait)."""
+    for _ in range(10_000):
+        if done(await http.get("/readyz")):
+            return
+        await trio.sleep(0.05)
+
+
+async def test_the_command_runs_a_fleet_and_exits_with_the_last_bots_code() -> None:
+    # Real time and a real child process: `wecom-actors run --config fleet.toml` as an operator runs it.
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    admin = free_port()
+    async with open_fake_wecom(bots={"bot-a": SECRET_A, "bot-b": SECRET_B}) as fake:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "fleet.toml"
+            path.write_text(
+                f'admin_port = {admin}\nws_url = "{fake.url}"\nlog_format = "json"\n'
+                f'[[bots]]\nname = "sales"\nbot_id = "bot-a"\nbot_secret = "{SECRET_A}"\n'
+                f'[[bots]]\nname = "ops"\nbot_id = "bot-b"\nbot_secret = "{SECRET_B}"\n'
+            )
+            env = {k: v for k, v in os.environ.items() if not k.startswith("WECOM_")}
+            proc = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "wecom_actors", "run", "--config", str(path)],
+                env=env, stderr=subprocess.PIPE,
+            )
+            try:
+                with trio.fail_after(60):
+                    await fake.wait_subscribed("bot-a")
+                    await fake.wait_subscribed("bot-b")
+                    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}") as http:
+                        await poll(http, lambda r: r.status_code == 200)
+                        fake.faults.kick(bot_id="bot-b")
+                        await poll(http, lambda r: r.json()["bots"]["ops"]["state"] == "stopped")
+                        cb = await fake.send_text("fleet", bot_id="bot-a")
+                        assert (await fake.wait_stream_finished(cb.req_id)).content == "fleet"
+                    fake.faults.kick(bot_id="bot-a")
+                    code = await proc.wait()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            assert proc.stderr is not None
+            stderr = b""
+            while chunk := await proc.stderr.receive_some(1 << 16):
+                stderr += chunk
+    assert code == 4, stderr.decode()
+    lines = stderr.decode().splitlines()
+    assert lines[-1].startswith("wecom-actors: error: ")  # the last bot's error, as plain text
+    records = [json.loads(line) for line in lines[:-1]]  # everything else: one JSON object a line
+    assert {r["bot"] for r in records if "up (" in r["message"]} == {"sales", "ops"}
+    assert SECRET_A not in stderr.decode() and SECRET_B not in stderr.decode()
