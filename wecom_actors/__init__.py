@@ -28,7 +28,7 @@ from .errors import (
     TerminalError,
     WeComError,
 )
-from .fleet import FleetConfig, FleetHandle, serve_fleet
+from .fleet import FleetBot, FleetConfig, FleetHandle, serve_fleet
 from .handlers.echo import echo
 from .handlers.turn import Turn
 from .longconn.upload import UploadError, UploadResult
@@ -51,6 +51,7 @@ from .protocol.inbound import (
 from .protocol.replies import TemplateCard
 from .ratelimit import RateLimiter, RateLimiterStatistics
 from .sessions import ReplyStream
+from .turnlog import TurnStatistics
 
 __all__ = [
     "AckError",
@@ -68,6 +69,7 @@ __all__ = [
     "EventMessage",
     "FeedbackEvent",
     "FileMessage",
+    "FleetBot",
     "FleetConfig",
     "FleetHandle",
     "FrameError",
@@ -91,6 +93,7 @@ __all__ = [
     "TerminalError",
     "TextMessage",
     "Turn",
+    "TurnStatistics",
     "UnknownEvent",
     "UnknownMessage",
     "UploadError",

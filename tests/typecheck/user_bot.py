@@ -15,6 +15,7 @@ from wecom_actors import (
     EnterChatEvent,
     FeedbackEvent,
     FileMessage,
+    FleetBot,
     FleetConfig,
     FleetHandle,
     ImageMessage,
@@ -24,13 +25,13 @@ from wecom_actors import (
     TemplateCardEvent,
     TextMessage,
     Turn,
+    TurnStatistics,
     UnknownEvent,
     UnknownMessage,
     VideoMessage,
     VoiceMessage,
     cards,
 )
-from wecom_actors.fleet import FleetBot
 
 CARDS: dict[str, TemplateCard] = {}
 SEEN: list[str] = []
@@ -77,7 +78,8 @@ async def push(bot: BotHandle, chatid: str) -> bool:
     except AckError as exc:
         return exc.errcode != 846607
     stats: BotStatistics = bot.statistics()
-    return stats.state == "subscribed"
+    turns: TurnStatistics = bot.turn_statistics()
+    return stats.state == "subscribed" and turns.duration_count >= 0
 
 
 async def run_one(config: BotConfig) -> str:
