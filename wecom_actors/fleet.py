@@ -19,17 +19,18 @@ import logging
 import signal
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from .admin import HttpRoutes, readiness
 from .bot import BotHandle, serve_bot, terminal_of
 from .config import BotConfig
 from .errors import TerminalError
 from .fleet_config import FleetBot, FleetConfig
-from .metrics import fleet_registry
-from .webhook.server import WebhookServer
+
+if TYPE_CHECKING:  # imported when a fleet runs: `import wecom_actors` stays light
+    from .admin import HttpRoutes
+    from .webhook.server import WebhookServer
 
 __all__ = ["BotSlot", "FleetBot", "FleetConfig", "FleetHandle", "run_fleet_until_signal", "serve_fleet"]
 
@@ -88,6 +89,8 @@ class FleetHandle:
 
     def ready(self) -> bool:
         """True while every bot is subscribed (long connection) or serving (webhook)."""
+        from .admin import readiness
+
         return readiness(self.slots)[0]
 
     async def drain(self, grace: float | None = None) -> bool:
@@ -152,6 +155,10 @@ async def serve_fleet(
     that have started while others still connect). ``serve_kwargs`` go to every
     :func:`~wecom_actors.serve_bot` call (e.g. ``transport_factory``).
     """
+    from .admin import HttpRoutes
+    from .metrics import fleet_registry
+    from .webhook.server import WebhookServer
+
     slots = [BotSlot(bot) for bot in fleet.bots]
     process = fleet.process
     registry = fleet_registry(lambda: slots)
