@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -357,3 +358,23 @@ async def test_the_command_runs_a_fleet_and_exits_with_the_last_bots_code() -> N
     records = [json.loads(line) for line in lines[:-1]]  # everything else: one JSON object a line
     assert {r["bot"] for r in records if "up (" in r["message"]} == {"sales", "ops"}
     assert SECRET_A not in stderr.decode() and SECRET_B not in stderr.decode()
+
+
+async def test_readyz_shows_a_bot_that_cannot_connect_yet(autojump_clock: trio.testing.MockClock) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"ws://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening: refused
+        config = BotConfig(mode="long-connection", bot_id="bot-z", bot_secret="s", ws_url=url, admin_port=free_port())
+        handles: list[FleetHandle] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(serve_fleet, FleetConfig.single(config, name="z"), on_handle=handles.append))
+            await trio.sleep(3)
+            [handle] = handles
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{handle.admin_port}") as http:
+                ready = await http.get("/readyz")
+                assert (await http.get("/healthz")).status_code == 200
+            assert ready.status_code == 503
+            bot = ready.json()["bots"]["z"]
+            assert bot["state"] in ("connecting", "backoff") and bot["ready"] is False and "reconnects" in bot
+            assert handle.bots == {}  # not started yet
+            nursery.cancel_scope.cancel()

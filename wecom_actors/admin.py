@@ -43,7 +43,7 @@ def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
     for slot in slots:
         state = slot.state()
         entry: dict[str, Any] = {"mode": slot.mode, "state": state, "ready": state in READY_STATES}
-        if slot.handle is not None and slot.started:
+        if slot.handle is not None:
             stats = slot.handle.statistics()
             entry.update(connects=stats.connects, reconnects=stats.reconnects, sessions=stats.sessions)
         entry["last_ack_age_seconds"] = None  # not in the bot statistics yet

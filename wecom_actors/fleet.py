@@ -57,9 +57,9 @@ class BotSlot:
             return "stopped"
         if self.stopped:
             return "stopped"
-        if self.handle is None or not self.started:
+        if self.handle is None:
             return "starting"
-        return self.handle.statistics().state
+        return self.handle.statistics().state  # before started too: connecting, backoff, ...
 
 
 class FleetHandle:
