@@ -115,3 +115,17 @@ async def test_a_first_push_to_a_stranger_is_a_plain_explained_ack_error(autojum
                 await fake.wait_until(lambda: bool(fake.conversation("friend")))
                 await bot.send_markdown("friend", "hello again")  # once the user wrote, it goes
         assert [b.content for b in fake.conversation("friend")][-1] == "hello again"
+
+
+def test_admin_port_equal_to_the_webhook_port_is_a_settings_error(monkeypatch, capsys):
+    for name in list(os.environ):
+        if name.startswith("WECOM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("WECOM_TOKEN", "token-123456")
+    monkeypatch.setenv("WECOM_ENCODING_AES_KEY", "a" * 43)
+    monkeypatch.setenv("WECOM_PORT", "9100")
+    monkeypatch.setenv("WECOM_ADMIN_PORT", "9100")
+    monkeypatch.setattr(cli, "_serve", lambda config, handler: pytest.fail("must not start"))
+    assert cli.main(["run"]) == cli.EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "admin_port" in err and "webhook port 9100" in err

@@ -112,6 +112,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             config = BotConfig.load(flags=flags, config_file=args.config)
             handler = load_handler(args.handler or "echo")
+            FleetConfig.single(config, handler)  # the process-wide checks (admin_port vs port)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
     for bot_config in [b.config for b in fleet.bots] if fleet is not None else [config]:
