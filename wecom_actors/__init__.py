@@ -28,10 +28,30 @@ from .errors import (
     TerminalError,
     WeComError,
 )
+from .fleet import FleetBot, FleetConfig, FleetHandle, serve_fleet
 from .handlers.echo import echo
 from .handlers.turn import Turn
 from .longconn.upload import UploadError, UploadResult
+from .protocol.inbound import (
+    DisconnectedEvent,
+    EnterChatEvent,
+    EventMessage,
+    FeedbackEvent,
+    FileMessage,
+    ImageMessage,
+    InboundMessage,
+    MixedMessage,
+    TemplateCardEvent,
+    TextMessage,
+    UnknownEvent,
+    UnknownMessage,
+    VideoMessage,
+    VoiceMessage,
+)
+from .protocol.replies import TemplateCard
 from .ratelimit import RateLimiter, RateLimiterStatistics
+from .sessions import ReplyStream
+from .turnlog import TurnStatistics
 
 __all__ = [
     "AckError",
@@ -44,26 +64,47 @@ __all__ = [
     "ConfigError",
     "ConnectionLost",
     "CryptoError",
+    "DisconnectedEvent",
+    "EnterChatEvent",
+    "EventMessage",
+    "FeedbackEvent",
+    "FileMessage",
+    "FleetBot",
+    "FleetConfig",
+    "FleetHandle",
     "FrameError",
+    "ImageMessage",
+    "InboundMessage",
     "KickedOut",
     "MediaError",
+    "MixedMessage",
     "OutcomeUnknown",
     "Overloaded",
     "ProtocolError",
     "RateLimiter",
     "RateLimiterStatistics",
     "ReplyFailed",
+    "ReplyStream",
     "RequestError",
     "RestartIntensityExceeded",
     "StaleReply",
+    "TemplateCard",
+    "TemplateCardEvent",
     "TerminalError",
+    "TextMessage",
     "Turn",
+    "TurnStatistics",
+    "UnknownEvent",
+    "UnknownMessage",
     "UploadError",
     "UploadResult",
+    "VideoMessage",
+    "VoiceMessage",
     "WeComError",
     "__version__",
     "cards",
     "echo",
     "open_bot",
     "serve_bot",
+    "serve_fleet",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 __all__ = [
     "FORMAT",
@@ -69,8 +70,8 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stderr)
 
-    @property  # type: ignore[override]
-    def stream(self):  # type: ignore[no-untyped-def]
+    @property
+    def stream(self) -> Any:
         return sys.stderr
 
     @stream.setter
@@ -78,15 +79,34 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def setup_logging(level: str) -> logging.Logger:
-    """Send the ``wecom_actors`` loggers to stderr at ``level``; calling it again reconfigures."""
+#: ``log_format = "json"``: these record attributes, renamed, then any ``extra=`` fields (bot,
+#: conversation, msgtype, duration, outcome, ...), one JSON object a line.
+JSON_FIELDS = ("asctime", "levelname", "name", "message")
+JSON_RENAME = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+def setup_logging(level: str, fmt: str = "text") -> logging.Logger:
+    """Send the ``wecom_actors`` loggers to stderr at ``level``, as text or (``fmt="json"``)
+    one JSON object a line; calling it again reconfigures."""
     logger = logging.getLogger(LOGGER_NAME)
     for old in [h for h in logger.handlers if isinstance(h, _StderrHandler)]:
         logger.removeHandler(old)
     handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setFormatter(_json_formatter() if fmt == "json" else logging.Formatter(FORMAT))
     handler.addFilter(SecretFilter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
     logger.propagate = False
     return logger
+
+
+def _json_formatter() -> logging.Formatter:
+    from pythonjsonlogger.json import JsonFormatter
+
+    class _MaskedJsonFormatter(JsonFormatter):
+        # The library formats tracebacks itself and adds extra= fields: mask every string value
+        # just before it is serialised, so no field can carry a secret out.
+        def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+            return {k: mask_secrets(v) if isinstance(v, str) else v for k, v in log_data.items()}
+
+    return _MaskedJsonFormatter(list(JSON_FIELDS), rename_fields=JSON_RENAME, json_ensure_ascii=False)

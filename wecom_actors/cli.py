@@ -1,9 +1,10 @@
-"""The ``wecom-actors`` command (DESIGN §5).
+"""The ``wecom-actors`` command (docs/index.md, "Command line").
 
 ::
 
     wecom-actors run   [--mode long-connection|webhook] [--handler echo|openai|package.module:callable]
                        [--config FILE] [--log-level L] [--host H] [--port P]
+    wecom-actors run   --config FLEET.toml    # a file with [[bots]] tables: many bots
     wecom-actors demo  [--mode long-connection|webhook] [--handler echo|openai]
     wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
 
@@ -27,6 +28,7 @@ from ._logging import mask_secrets, register_secret, setup_logging
 from ._version import __version__
 from .config import MODES, SECRET_FIELDS, BotConfig
 from .errors import ConfigError, TerminalError
+from .fleet_config import FleetConfig, is_fleet_file
 from .handlers.loading import load_handler
 
 __all__ = ["EXIT_AUTH", "EXIT_CONFIG", "EXIT_ERROR", "EXIT_KICKED", "EXIT_OK", "main"]
@@ -53,11 +55,20 @@ def _serve(config: BotConfig, handler: Handler) -> int:
     """SEAM: run the bot until it stops; return the exit code.
 
     May raise :class:`~wecom_actors.errors.TerminalError` (``AuthError``, ``KickedOut``, ...):
-    :func:`main` turns it into the error's ``exit_code``.
+    :func:`main` turns it into the error's ``exit_code``. One bot is a fleet of one, so the admin
+    listener, the logs and the metrics are the same as for many.
     """
-    from .runner import run_until_signal
+    return _serve_fleet(FleetConfig.single(config, handler))
 
-    return run_until_signal(config, handler)
+
+def _serve_fleet(fleet: FleetConfig) -> int:
+    """SEAM: run every bot of ``fleet`` until a signal (0) or until none is left (raises the last
+    bot's TerminalError)."""
+    import trio
+
+    from .fleet import run_fleet_until_signal
+
+    return trio.run(run_fleet_until_signal, fleet)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -95,19 +106,29 @@ def _fake_server(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     flags = {"mode": args.mode, "log_level": args.log_level, "host": args.host, "port": args.port}
+    fleet: FleetConfig | None = None
     try:
-        config = BotConfig.load(flags=flags, config_file=args.config)
+        if args.config is not None and is_fleet_file(args.config):
+            if args.handler is not None:
+                raise ConfigError("--handler", "a fleet file names each bot's handler in its [[bots]] table")
+            fleet = FleetConfig.from_toml(args.config, flags=flags)
+            config = fleet.process
+        else:
+            config = BotConfig.load(flags=flags, config_file=args.config)
     except ConfigError as exc:
         return _error(str(exc), EXIT_CONFIG)
-    for name in sorted(SECRET_FIELDS):
-        register_secret(getattr(config, name))
-    setup_logging(config.log_level)
-    try:  # after the logging setup: a handler may log while it is built (openai: which model)
-        handler = load_handler(args.handler, config_file=args.config)
-    except ConfigError as exc:
-        return _error(str(exc), EXIT_CONFIG)
+    for bot_config in [b.config for b in fleet.bots] if fleet is not None else [config]:
+        for name in sorted(SECRET_FIELDS):
+            register_secret(getattr(bot_config, name))
+    setup_logging(config.log_level, config.log_format)
+    if fleet is None:
+        try:  # after the logging setup: a handler may log while it is built (openai: which model)
+            handler = load_handler(args.handler or "echo", config_file=args.config)
+            FleetConfig.single(config, handler)  # the process-wide checks (admin_port vs port)
+        except ConfigError as exc:
+            return _error(str(exc), EXIT_CONFIG)
     try:
-        return _serve(config, handler)
+        return _serve_fleet(fleet) if fleet is not None else _serve(config, handler)
     except TerminalError as exc:
         return _error(str(exc) or type(exc).__name__, exc.exit_code)
 
@@ -137,11 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=MODES, help="default: WECOM_MODE, else inferred")
     run.add_argument(
         "--handler",
-        default="echo",
         metavar="echo|openai|package.module:callable",
-        help="the handler (default: the built-in echo; openai: see docs/llm.md)",
+        help="the handler (default: the built-in echo; openai: see docs/llm.md); imported from the current folder too",
     )
-    run.add_argument("--config", metavar="FILE", help="a TOML file of settings")
+    run.add_argument(
+        "--config", metavar="FILE", help="a TOML file of settings, or a fleet file with [[bots]] tables"
+    )
     run.add_argument("--log-level", metavar="LEVEL", help="DEBUG, INFO, WARNING, ERROR, CRITICAL")
     run.add_argument("--host", help="webhook listen host (WECOM_HOST)")
     run.add_argument("--port", metavar="PORT", help="webhook listen port (WECOM_PORT)")
@@ -162,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")
     fake.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     fake.add_argument("--port", type=int, default=0, help="default: 0 (a free port)")
-    fake.add_argument("--bot-id", help="the bot id to accept (default: any)")
-    fake.add_argument("--secret", help="the secret to accept (default: any)")
+    fake.add_argument("--bot-id", help="the one bot id it accepts (default: fake-bot)")
+    fake.add_argument("--secret", help="the one secret it accepts (default: fake-secret)")
     fake.set_defaults(func=_cmd_fake_server)
     return parser
 
@@ -171,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``wecom-actors``; returns the exit code (``--help``/``--version`` exit 0)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Typed bot configuration: :class:`BotConfig`, from flags, environment, a TOML file and defaults.
 
-Precedence (DESIGN §5): flags > environment > config file > defaults. An environment variable set
+Precedence: flags > environment > config file > defaults. An environment variable set
 to the empty string (or only whitespace) counts as unset. Every problem raises one
 :class:`~wecom_actors.errors.ConfigError` whose ``setting`` is the environment variable's name and
 whose message says what is wrong and what is expected; a secret's value is never echoed.
@@ -24,6 +24,9 @@ WECOM_CALLBACK_PATH             webhook path, starts with ``/``                 
 WECOM_MEDIA_ALLOW_PRIVATE       1/0 (true/false, yes/no, on/off): allow media       0
                                 downloads from loopback/private addresses
 WECOM_LOG_LEVEL                 DEBUG, INFO, WARNING, ERROR or CRITICAL             INFO
+WECOM_LOG_FORMAT                ``text`` or ``json`` (one JSON object a line)       text
+WECOM_ADMIN_PORT                /metrics, /healthz, /readyz on WECOM_HOST:port;     0 (off)
+                                0 turns the admin listener off
 ==============================  ==================================================  ===========================
 
 Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
@@ -38,27 +41,43 @@ per group chat), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
 (0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
 ``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
 freshness check).
+
+An unknown ``WECOM_*`` variable is not an error (other tools share the prefix) but logs one
+warning naming the closest known setting, so a misspelling does not go unnoticed.
 """
 
 from __future__ import annotations
 
 import difflib
+import logging
 import math
 import os
 import string
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NoReturn, get_args
 
 import msgspec
 
 from .errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "LOG_LEVELS", "MODES", "SECRET_FIELDS", "BotConfig", "env_var"]
+__all__ = [
+    "ENV_PREFIX",
+    "LOG_FORMATS",
+    "LOG_LEVELS",
+    "MODES",
+    "SECRET_FIELDS",
+    "BotConfig",
+    "env_var",
+    "unknown_env_warnings",
+]
+
+log = logging.getLogger("wecom_actors.config")
 
 ENV_PREFIX = "WECOM_"
 MODES = ("long-connection", "webhook")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 TRANSPORTS = ("trio-websocket", "wsproto")
 GROUP_ORDERS = ("sender", "chat")
 SECRET_FIELDS = frozenset({"bot_secret", "token", "encoding_aes_key"})
@@ -90,6 +109,8 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     callback_path: str = "/wecom/callback"
     media_allow_private: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object a line
+    admin_port: int = 0  # /metrics, /healthz, /readyz on host:admin_port; 0 = off
     # tuning
     ack_timeout: float = 5.0
     connect_timeout: float = 10.0
@@ -180,8 +201,8 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
 
     __str__ = __repr__
 
-    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:
-        yield from self._redacted_items()
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        return list(self._redacted_items())
 
 
 # --- field metadata --------------------------------------------------------------------------------
@@ -235,6 +256,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "true or false (environment: 1/0, true/false, yes/no, on/off)",
     ),
     "log_level": (lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS)),
+    "log_format": (lambda v: v in LOG_FORMATS, "one of " + ", ".join(LOG_FORMATS)),
+    "admin_port": (lambda v: 0 <= v <= 65535, "an integer from 0 to 65535 (0 turns it off)"),
     "ack_timeout": (_positive, _SECONDS),
     "connect_timeout": (_positive, _SECONDS),
     "reconnect_initial": (_positive, _SECONDS),
@@ -318,14 +341,37 @@ def _check_typed(name: str, value: object, source: str | None) -> Any:
         ok = isinstance(value, str)
     if not ok:
         raise _invalid(name, value, source)
-    return value.upper() if name == "log_level" else value  # type: ignore[union-attr]
+    if name == "log_level":
+        return str(value).upper()
+    if name == "log_format":
+        return str(value).lower()
+    return value
 
 
 # A layer: field name -> (typed value, human-readable source).
 _Layer = dict[str, tuple[Any, str]]
 
 
+#: ``WECOM_*`` variables that are not settings of a bot but are known (no warning).
+OTHER_KNOWN_VARIABLES: set[str] = set()
+
+
+def unknown_env_warnings(environ: Mapping[str, str]) -> list[str]:
+    """One message per unknown ``WECOM_*`` variable, naming the closest known setting."""
+    known = [env_var(name) for name in _FIELDS]
+    messages = []
+    for var in sorted(environ):
+        if not var.startswith(ENV_PREFIX) or var in known or var in OTHER_KNOWN_VARIABLES:
+            continue
+        close = difflib.get_close_matches(var, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+        messages.append(f"unknown environment variable {var} is ignored; {hint}")
+    return messages
+
+
 def _read_env(environ: Mapping[str, str]) -> _Layer:
+    for message in unknown_env_warnings(environ):
+        log.warning("%s", message)
     layer: _Layer = {}
     for name in _FIELDS:
         var = env_var(name)
@@ -417,7 +463,7 @@ def _infer_mode(values: Mapping[str, Any]) -> str:
     )
 
 
-def _raise(setting: str, message: str) -> Any:
+def _raise(setting: str, message: str) -> NoReturn:
     raise ConfigError(setting, message)
 
 

@@ -43,6 +43,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 from Crypto.Cipher import AES
@@ -143,7 +144,7 @@ def pkcs7_unpad(data: bytes, block: int = BLOCK_SIZE) -> bytes:
     return bytes(data[:-pad])
 
 
-def _cipher(key: bytes):  # pycryptodome's CBC cipher type is private
+def _cipher(key: bytes) -> Any:  # pycryptodome's CBC cipher type is private
     return AES.new(key, AES.MODE_CBC, iv=key[:_AES_BLOCK])
 
 
@@ -152,7 +153,8 @@ def _aes_decrypt(key: bytes, ciphertext: bytes) -> bytes:
         raise DecryptError("ciphertext is empty")
     if len(ciphertext) % _AES_BLOCK:
         raise DecryptError(f"ciphertext length {len(ciphertext)} is not a multiple of {_AES_BLOCK}")
-    return _cipher(key).decrypt(ciphertext)
+    plaintext: bytes = _cipher(key).decrypt(ciphertext)
+    return plaintext
 
 
 # --- media ---------------------------------------------------------------------------------------
@@ -164,7 +166,8 @@ def encrypt_media(data: bytes, key: bytes | str) -> bytes:
     ``key`` is 32 raw bytes, or a base64 ``aeskey`` / EncodingAESKey.
     """
     raw = _raw_key(key)
-    return _cipher(raw).encrypt(pkcs7_pad(bytes(data)))
+    encrypted: bytes = _cipher(raw).encrypt(pkcs7_pad(bytes(data)))
+    return encrypted
 
 
 def decrypt_media(data: bytes, key: bytes | str) -> bytes:

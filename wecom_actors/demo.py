@@ -11,6 +11,7 @@ import random
 import struct
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -117,7 +118,7 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
     for text in ("Hello, bot!", "/slow 2 streaming one word at a time, ten frames a second at most"):
         t.line(user, text)
         cb = await fake.send_text(text, user=user)
-        await t.wait("the streamed reply", lambda cb=cb: (fake.stream(cb.req_id) or _NO).finished)
+        await t.wait("the streamed reply", partial(_finished, fake, cb.req_id))
         view = fake.stream(cb.req_id)
         assert view is not None
         frames = t.stream_frames(cb.req_id)
@@ -173,6 +174,10 @@ class _NoStream:
 
 
 _NO = _NoStream()
+
+
+def _finished(fake: FakeWeCom, req_id: str) -> bool:
+    return (fake.stream(req_id) or _NO).finished
 
 
 async def run_fake_server(

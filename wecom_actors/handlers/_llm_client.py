@@ -96,8 +96,9 @@ def _error_message(body: bytes) -> str:
         return body.decode("utf-8", errors="replace")
     if isinstance(doc, dict):
         error = doc.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            return message
         for value in (error, doc.get("message"), doc.get("detail")):
             if isinstance(value, str):
                 return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,9 @@ def load_handler(spec: str, *, config_file: str | os.PathLike[str] | None = None
     """``echo``, ``openai`` or ``package.module:callable`` (the attribute may be dotted) -> the
     callable. ``openai`` is built from its settings (environment, and ``config_file``'s ``[llm]``).
 
+    The module is looked up in the current folder too (as ``python -m`` does), so
+    ``--handler mybot:handler`` works from the folder that holds ``mybot.py``.
+
     Raises :class:`ConfigError` naming ``--handler`` when the spec is malformed, the module does
     not import, the attribute is missing or is not callable (and naming the setting when one of
     the ``openai`` handler's settings is invalid).
@@ -32,6 +36,7 @@ def load_handler(spec: str, *, config_file: str | os.PathLike[str] | None = None
             "--handler",
             f"{spec!r} is not 'echo', 'openai' or 'package.module:callable' (colon missing?)",
         )
+    _import_from_cwd()
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
@@ -49,7 +54,8 @@ def load_handler(spec: str, *, config_file: str | os.PathLike[str] | None = None
             ) from None
     if not callable(obj):
         raise ConfigError("--handler", f"{target!r} is a {type(obj).__name__}, not a callable")
-    return obj
+    handler: Callable[..., Any] = obj
+    return handler
 
 
 def _openai(config_file: str | os.PathLike[str] | None) -> Callable[..., Any]:
@@ -62,3 +68,10 @@ def _openai(config_file: str | os.PathLike[str] | None) -> Callable[..., Any]:
             "reinstall with: pip install --force-reinstall wecom-actors",
         ) from None
     return from_cli(config_file=config_file)
+
+
+def _import_from_cwd() -> None:
+    """Put the current folder first on ``sys.path`` (once), as ``python -m`` and uvicorn do."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)

@@ -38,6 +38,7 @@ from ..render import markdown_body, media_body, strip_mention
 from ..sessions import ReplyChannel, ReplyStream, SessionStreams
 
 if TYPE_CHECKING:
+    from ..bot import BotHandle
     from ..media import MediaPayload
 
 __all__ = ["Handler", "Turn", "as_handler"]
@@ -75,7 +76,7 @@ class Turn:
         *,
         req_id: str,
         channel: ReplyChannel,
-        bot: Any,
+        bot: BotHandle,
         new_stream_id: Callable[[str], str],
         download: Callable[[InboundMediaRef], Awaitable[MediaPayload]],
         min_interval: float,

@@ -87,6 +87,8 @@ def only_cancelled(exc: BaseException) -> bool:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, trio_websocket.ConnectionClosed):
         reason = exc.reason
+        if reason is None:
+            return "closed"
         return f"closed (code {reason.code}{', ' + reason.reason if reason.reason else ''})"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 

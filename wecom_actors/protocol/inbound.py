@@ -9,7 +9,7 @@ raw bytes; malformed input raises :class:`~wecom_actors.errors.FrameError`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -228,8 +228,10 @@ class TemplateCardEvent(EventMessage, frozen=True, kw_only=True):
 
     def _pick(self, name: str) -> str | None:
         nested = self.event.template_card_event
-        value = getattr(nested, name) if nested is not None else None
-        return value if value is not None else getattr(self.event, name)
+        value: str | None = getattr(nested, name) if nested is not None else None
+        if value is None:
+            value = getattr(self.event, name)
+        return value
 
     @property
     def event_key(self) -> str | None:
@@ -329,11 +331,11 @@ class _Peek(msgspec.Struct, frozen=True):
 
 
 _peek = msgspec.json.Decoder(_Peek)
-_BY_MSGTYPE: dict[str, msgspec.json.Decoder] = {
+_BY_MSGTYPE: dict[str, msgspec.json.Decoder[Any]] = {
     cls.__struct_defaults__[cls.__struct_fields__.index("msgtype")]: msgspec.json.Decoder(cls)
     for cls in (TextMessage, ImageMessage, MixedMessage, VoiceMessage, FileMessage, VideoMessage, StreamRefresh)
 }
-_BY_EVENTTYPE: dict[str, msgspec.json.Decoder] = {
+_BY_EVENTTYPE: dict[str, msgspec.json.Decoder[Any]] = {
     "enter_chat": msgspec.json.Decoder(EnterChatEvent),
     "template_card_event": msgspec.json.Decoder(TemplateCardEvent),
     "feedback_event": msgspec.json.Decoder(FeedbackEvent),
@@ -348,14 +350,16 @@ def decode_callback(body: bytes | msgspec.Raw | str) -> InboundMessage:
         peek = _peek.decode(body)
         decoder = _BY_MSGTYPE.get(peek.msgtype)
         if decoder is not None:
-            return decoder.decode(body)
+            message: InboundMessage = decoder.decode(body)
+            return message
         if peek.msgtype == "event":
             eventtype = ""
             if peek.event is not None:
                 eventtype = peek.event.eventtype or peek.event.event_type
             decoder = _BY_EVENTTYPE.get(eventtype)
             if decoder is not None:
-                return decoder.decode(body)
+                event: InboundMessage = decoder.decode(body)
+                return event
             base = _base_decoder.decode(body)
             return UnknownEvent(**_base_fields(base), unknown_eventtype=eventtype, raw=_raw_bytes(body))
         base = _base_decoder.decode(body)
@@ -368,5 +372,5 @@ def _raw_bytes(body: bytes | msgspec.Raw | str) -> bytes:
     return body.encode("utf-8") if isinstance(body, str) else bytes(body)
 
 
-def _base_fields(base: _Base) -> dict[str, object]:
+def _base_fields(base: _Base) -> dict[str, Any]:
     return {name: getattr(base, name) for name in _Base.__struct_fields__}

@@ -46,7 +46,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -156,7 +156,7 @@ class FakeWebhookWeCom(ServerMixin):
             ]
             self.http = self._clients[0]
             async with trio.open_nursery() as nursery:
-                binds = await nursery.start(partial(serve, self._app, config, mode="asgi"))
+                binds = await nursery.start(partial(serve, cast(Any, self._app), config, mode="asgi"))
                 self.base_url = binds[0]
                 task_status.started(self)
                 await trio.sleep_forever()

@@ -42,7 +42,7 @@ def encrypt_msg(key: bytes, msg: bytes, random16: bytes) -> str:
 
 
 def decrypt_msg(key: bytes, encrypt: str) -> bytes:
-    raw = cbc(key).decrypt(base64.b64decode(encrypt, validate=True))
+    raw: bytes = cbc(key).decrypt(base64.b64decode(encrypt, validate=True))
     n = raw[-1] if raw else 0
     if not 1 <= n <= 32 or raw[-n:] != bytes([n]) * n:
         raise ValueError("bad PKCS#7 padding")

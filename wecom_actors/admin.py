@@ -1,0 +1,124 @@
+"""HTTP routes of a fleet: ``/metrics``, ``/healthz``, ``/readyz``, and webhook paths by bot.
+
+:class:`HttpRoutes` is one plain ASGI app. On the admin listener (``admin_port``) it serves only
+the admin routes; on the webhook server it also sends each bot's ``callback_path`` to that bot's
+own webhook app, so every webhook bot of a fleet shares one hypercorn server.
+
+* ``GET /healthz``: 200 ``ok`` while the process serves, 503 ``draining`` once it shuts down.
+* ``GET /readyz``: 200 while every bot is subscribed (long connection) or serving (webhook),
+  else 503; the JSON body has each bot's mode, state, connects, reconnects and, for a bot stopped
+  by a terminal error, the error and its exit code.
+* ``GET /metrics``: the Prometheus text format (see :mod:`.metrics`).
+
+A path of a stopped webhook bot answers 503 (WeCom retries later); any other path 404.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+
+from .metrics import READY_STATES, render_metrics
+
+if TYPE_CHECKING:
+    from .fleet import BotSlot
+
+__all__ = ["HttpRoutes", "readiness"]
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_TEXT = b"text/plain; charset=utf-8"
+_JSON = b"application/json"
+
+
+def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
+    """(every bot ready?, the JSON document of ``/readyz``)."""
+    bots: dict[str, Any] = {}
+    for slot in slots:
+        state = slot.state()
+        entry: dict[str, Any] = {"mode": slot.mode, "state": state, "ready": state in READY_STATES}
+        if slot.handle is not None:
+            stats = slot.handle.statistics()
+            entry.update(connects=stats.connects, reconnects=stats.reconnects, sessions=stats.sessions)
+        entry["last_ack_age_seconds"] = None  # not in the bot statistics yet
+        if slot.error is not None:
+            entry.update(error=type(slot.error).__name__, exit_code=slot.error.exit_code)
+        bots[slot.name] = entry
+    ready = bool(slots) and all(entry["ready"] for entry in bots.values())
+    return ready, {"ready": ready, "bots": bots}
+
+
+class HttpRoutes:
+    """The admin routes, plus webhook paths mounted by :meth:`mount`."""
+
+    def __init__(self, slots: Callable[[], list[BotSlot]], registry: CollectorRegistry, *, admin: bool = True) -> None:
+        self._slots = slots
+        self._registry = registry
+        self._admin = admin
+        self._paths: dict[str, App] = {}
+        self._stopped: set[str] = set()
+        #: Set when the process shuts down: ``/healthz`` answers 503 from then on.
+        self.draining = False
+
+    def mount(self, path: str, app: App) -> None:
+        self._paths[path] = app
+        self._stopped.discard(path)
+
+    def unmount(self, path: str) -> None:
+        if self._paths.pop(path, None) is not None:
+            self._stopped.add(path)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        path, method = scope["path"], scope["method"]
+        app = self._paths.get(path)
+        if app is not None:
+            await app(scope, receive, send)
+        elif self._admin and path in ("/healthz", "/readyz", "/metrics"):
+            if method not in ("GET", "HEAD"):
+                await _respond(send, 405, b"method not allowed\n", _TEXT, [(b"allow", b"GET, HEAD")])
+            elif path == "/healthz":
+                if self.draining:
+                    await _respond(send, 503, b"draining\n", _TEXT)
+                else:
+                    await _respond(send, 200, b"ok\n", _TEXT)
+            elif path == "/readyz":
+                ready, doc = readiness(self._slots())
+                await _respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)
+            else:
+                body = render_metrics(self._registry)
+                await _respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
+        elif path in self._stopped:
+            await _respond(send, 503, b"this bot has stopped\n", _TEXT)
+        else:
+            await _respond(send, 404, b"not found\n", _TEXT)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    all_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        event = await receive()
+        if event["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif event["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
