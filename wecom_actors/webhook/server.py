@@ -51,6 +51,8 @@ log = logging.getLogger("wecom_actors.webhook.server")
 
 #: A write that makes no progress for this long (the peer does not read) closes the connection.
 WRITE_TIMEOUT = 10.0
+#: When we close a connection, its peer gets this long to read the last answer and close too.
+LINGER_TIMEOUT = 1.0
 
 
 def port_of_bind(bind: str) -> int:
@@ -68,6 +70,7 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         self._closed = False
         self.socket = inner.socket
         self.requests = 0  # request heads parsed so far
+        self._send_lock = trio.Lock()  # hypercorn may send EOF while an answer is being sent
         self.idle = True  # no request in progress
 
     def _close_now(self) -> None:
@@ -95,7 +98,8 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
             raise trio.ClosedResourceError("the connection is closed")
         with trio.move_on_after(WRITE_TIMEOUT) as scope:
             try:
-                await self._inner.send_all(data)
+                async with self._send_lock:
+                    await self._inner.send_all(data)
             except (trio.BrokenResourceError, OSError):
                 self._close_now()
                 raise trio.BrokenResourceError("the peer reset the connection") from None
@@ -109,11 +113,23 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
     async def send_eof(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the connection is closed")
-        await self._inner.send_eof()
+        async with self._send_lock:
+            await self._inner.send_eof()
 
     async def aclose(self) -> None:
-        self._close_now()
-        await trio.lowlevel.checkpoint()
+        """Close after a short linger: closing a socket with unread input makes the kernel send
+        RST, and the peer then loses the answer it has not read yet (e.g. a 408 or 505)."""
+        try:
+            if not self._closed:
+                with trio.move_on_after(LINGER_TIMEOUT):
+                    async with self._send_lock:
+                        await self._inner.send_eof()
+                    while await self._inner.receive_some(65536):
+                        pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
+            pass
+        finally:
+            self._close_now()
 
 
 class _Http1Server(TCPServer):
@@ -241,28 +257,28 @@ class WebhookServer:
             self._stopped.set()
 
     async def _accept_loop(self, listener: trio.SocketListener, handler: Any, nursery: trio.Nursery) -> None:
-        warned = False
         while True:
-            if self._slots.value == 0 and self._idle:
-                oldest = next(iter(self._idle))
-                self.evicted += 1
-                oldest._close_now()  # its slot is free now
-            elif self._slots.value == 0 and not warned:
-                warned = True
-                log.warning("%d connections open (the cap): new ones wait until one closes", self.max_connections)
-            await self._slots.acquire()
             try:
                 stream = await listener.accept()
             except OSError as exc:  # EMFILE and friends: back off a moment, keep serving
-                self._slots.release()
                 log.error("accepting a connection failed: %s", exc.strerror or exc)
                 await trio.sleep(0.1)
                 continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if self._slots.value > 0:
-                warned = False
+            try:
+                self._slots.acquire_nowait()
+            except trio.WouldBlock:
+                # At the cap: close the oldest idle keep-alive connection (that frees its slot
+                # at once), else hold this one (and stop accepting) until a connection closes.
+                if self._idle:
+                    self.evicted += 1
+                    next(iter(self._idle))._close_now()
+                else:
+                    log.warning("%d connections open (the cap): new ones wait until one closes", self.max_connections)
+                try:
+                    await self._slots.acquire()
+                except BaseException:
+                    await stream.aclose()
+                    raise
             self.connections += 1
             nursery.start_soon(self._serve_one, handler, stream)
 
