@@ -20,6 +20,7 @@ __all__ = [
     "LOGGER_NAME",
     "LogLimiter",
     "SecretFilter",
+    "contains_secret",
     "escape",
     "mask_secrets",
     "register_secret",
@@ -80,6 +81,13 @@ class LogLimiter:
         self._used += 1
         left_out, self._left_out = self._left_out, 0
         return True, left_out
+
+
+def contains_secret(text: str) -> bool:
+    """True if ``text`` contains a registered secret, in any letter case (for values a setting
+    shows after changing their case)."""
+    folded = text.casefold()
+    return any(secret.casefold() in folded for secret in _secrets)
 
 
 class SecretFilter(logging.Filter):

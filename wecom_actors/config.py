@@ -62,7 +62,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
-from ._logging import mask_secrets, register_secret
+from ._logging import contains_secret, register_secret
 from .errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "LOG_LEVELS", "MODES", "SECRET_FIELDS", "BotConfig", "env_var"]
@@ -310,7 +310,8 @@ def _shown(name: str, value: object) -> str:
         n = len(value) if isinstance(value, str) else None
         return "(hidden)" if n is None else f"(hidden, {n} characters)"
     shown = repr(value)
-    return "(hidden: it contains the value of a secret setting)" if mask_secrets(shown) != shown else shown
+    hidden = contains_secret(str(value)) or contains_secret(shown)
+    return "(hidden: it contains the value of a secret setting)" if hidden else shown
 
 
 def _register_secrets(
@@ -365,7 +366,10 @@ def _parse_text(name: str, text: str, source: str | None) -> Any:
             value = text
     except ValueError:
         raise _invalid(name, text, source) from None
-    return _check_typed(name, value, source)
+    try:
+        return _check_typed(name, value, source)
+    except ConfigError:
+        raise _invalid(name, text, source) from None  # as typed (and masked), not as converted
 
 
 def _check_typed(name: str, value: object, source: str | None) -> Any:
