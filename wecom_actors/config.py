@@ -1,6 +1,6 @@
 """Typed bot configuration: :class:`BotConfig`, from flags, environment, a TOML file and defaults.
 
-Precedence (DESIGN §5): flags > environment > config file > defaults. An environment variable set
+Precedence: flags > environment > config file > defaults. An environment variable set
 to the empty string (or only whitespace) counts as unset. Every problem raises one
 :class:`~wecom_actors.errors.ConfigError` whose ``setting`` is the environment variable's name and
 whose message says what is wrong and what is expected; a secret's value is never echoed.

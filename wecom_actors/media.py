@@ -1,9 +1,9 @@
 """Bounded, SSRF-guarded download and decryption of callback media (image, file, video URLs).
 
 WeCom hands the bot a URL (valid five minutes) and, in long-connection mode, a per-URL base64
-``aeskey``; in webhook mode the key is the bot's EncodingAESKey (webhook-protocol.md §8.1,
-ws-protocol.md §6). :func:`download_media` fetches the blob with the caller's
-:class:`httpx.AsyncClient` and decrypts it with :func:`wecom_actors.crypto.decrypt_media`.
+``aeskey``; in webhook mode the key is the bot's EncodingAESKey. :func:`download_media` fetches
+the blob with the caller's :class:`httpx.AsyncClient` and decrypts it with
+:func:`wecom_actors.crypto.decrypt_media`.
 
 Guards, all configured by :class:`MediaPolicy`:
 

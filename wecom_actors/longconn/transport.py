@@ -1,7 +1,7 @@
 """The WebSocket transport behind the long-connection actors.
 
 One small interface (:class:`Transport`) so the actors do not depend on trio-websocket directly:
-a transport on wsproto over trio streams could replace it (DESIGN.md §8). Every transport failure
+a transport on wsproto over trio streams could replace it. Every transport failure
 is translated at this boundary into :class:`~wecom_actors.errors.ConnectionLost`.
 """
 

@@ -1,4 +1,4 @@
-"""The webhook ASGI app: a plain ASGI callable, no framework (webhook-protocol.md §2-§4).
+"""The webhook ASGI app: a plain ASGI callable, no framework (URL verification and callbacks).
 
 Routes
     ``GET  <callback_path>``  URL verification: answer the decrypted ``echostr``, bare, text/plain.
