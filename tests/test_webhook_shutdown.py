@@ -214,3 +214,49 @@ async def test_sigterm_with_short_and_long_streams_in_flight_finishes_each_and_e
         assert view.content.startswith(text.split(" ")[2])
     assert all(not v.errors and not v.timed_out for v in views.values())
     assert KEY.encode() not in stderr and TOKEN.encode() not in stderr
+
+
+async def test_a_second_sigterm_during_the_drain_stops_at_once() -> None:
+    log: list[bytes] = []
+    env = _env()
+    env["WECOM_DRAIN_TIMEOUT"] = "30"
+    with trio.fail_after(60):
+        proc = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "wecom_actors.cli", "run", "--mode", "webhook"], env=env, stderr=subprocess.PIPE
+        )
+        try:
+            assert proc.stderr is not None
+            port = await _read_port(proc.stderr, log)
+            url = f"http://127.0.0.1:{port}/wecom/callback"
+            async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY, poll_interval=1.0, strict=False) as fake:
+                announced = trio.Event()
+                take_stream = fake._take_stream
+
+                def signal_first(view: Any, reply: dict[str, Any], *, first: bool) -> None:
+                    take_stream(view, reply, first=first)
+                    announced.set()
+
+                fake._take_stream = signal_first  # type: ignore[method-assign]
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(fake.send_text, "/slow 60 a b c")
+                    await announced.wait()
+                    proc.send_signal(signal.SIGTERM)
+                    buffer = b""
+                    while b"draining in-flight replies" not in buffer:  # the first one was seen
+                        chunk = await proc.stderr.receive_some(65536)
+                        assert chunk, buffer
+                        buffer += chunk
+                    log.append(buffer)
+                    second = trio.current_time()
+                    proc.send_signal(signal.SIGTERM)
+                    code = await proc.wait()
+                    took = trio.current_time() - second
+                    nursery.cancel_scope.cancel()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        stderr = b"".join(log) + await proc.stderr.receive_some(1 << 20)  # type: ignore[union-attr]
+    assert code == 0, stderr.decode(errors="replace")
+    assert took < 2.0  # not the 30 s drain
+    assert b"SIGTERM again: stopping now" in stderr
