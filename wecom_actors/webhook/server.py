@@ -70,7 +70,10 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         self._closed = False
         self.socket = inner.socket
         self.requests = 0  # request heads parsed so far
-        self._send_lock = trio.Lock()  # hypercorn may send EOF while an answer is being sent
+        # hypercorn may send EOF while an answer is being written: EOF then waits (no lock: a
+        # lock would cost a schedule point on every write of the hot path)
+        self._writing = False
+        self._written: trio.Event | None = None
         self.idle = True  # no request in progress
 
     def _close_now(self) -> None:
@@ -97,12 +100,17 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         if self._closed:
             raise trio.ClosedResourceError("the connection is closed")
         with trio.move_on_after(WRITE_TIMEOUT) as scope:
+            self._writing = True
             try:
-                async with self._send_lock:
-                    await self._inner.send_all(data)
+                await self._inner.send_all(data)
             except (trio.BrokenResourceError, OSError):
                 self._close_now()
                 raise trio.BrokenResourceError("the peer reset the connection") from None
+            finally:
+                self._writing = False
+                if self._written is not None:
+                    self._written.set()
+                    self._written = None
         if scope.cancelled_caught:
             self._close_now()
             raise trio.BrokenResourceError(f"the peer read nothing for {WRITE_TIMEOUT:g} s")
@@ -113,8 +121,14 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
     async def send_eof(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the connection is closed")
-        async with self._send_lock:
-            await self._inner.send_eof()
+        await self._wait_written()
+        await self._inner.send_eof()
+
+    async def _wait_written(self) -> None:
+        while self._writing:
+            if self._written is None:
+                self._written = trio.Event()
+            await self._written.wait()
 
     async def aclose(self) -> None:
         """Close after a short linger: closing a socket with unread input makes the kernel send
@@ -122,8 +136,8 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         try:
             if not self._closed:
                 with trio.move_on_after(LINGER_TIMEOUT):
-                    async with self._send_lock:
-                        await self._inner.send_eof()
+                    await self._wait_written()
+                    await self._inner.send_eof()
                     while await self._inner.receive_some(65536):
                         pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
