@@ -74,6 +74,7 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         # lock would cost a schedule point on every write of the hot path)
         self._writing = False
         self._written: trio.Event | None = None
+        self._eof = False  # our sending side is shut (or being shut): no more writes
         self.idle = True  # no request in progress
 
     def _close_now(self) -> None:
@@ -99,6 +100,8 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the connection is closed")
+        if self._eof:
+            raise trio.BrokenResourceError("the connection is closing")
         with trio.move_on_after(WRITE_TIMEOUT) as scope:
             self._writing = True
             try:
@@ -121,8 +124,13 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
     async def send_eof(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the connection is closed")
+        await self._shut_sending()
+
+    async def _shut_sending(self) -> None:
+        self._eof = True
         await self._wait_written()
-        await self._inner.send_eof()
+        if not self._closed:
+            await self._inner.send_eof()
 
     async def _wait_written(self) -> None:
         while self._writing:
@@ -136,8 +144,8 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
         try:
             if not self._closed:
                 with trio.move_on_after(LINGER_TIMEOUT):
-                    await self._wait_written()
-                    await self._inner.send_eof()
+                    if not self._eof:
+                        await self._shut_sending()
                     while await self._inner.receive_some(65536):
                         pass
         except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
