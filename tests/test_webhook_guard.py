@@ -237,3 +237,19 @@ async def test_stop_is_graceful_and_frees_the_port() -> None:
         with trio.fail_after(2), pytest.raises(OSError):
             await trio.open_tcp_stream("127.0.0.1", port)  # nobody listens any more
         await idle.aclose()
+
+
+async def test_a_write_to_a_peer_that_does_not_read_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wecom_actors.webhook import server as server_module
+
+    monkeypatch.setattr(server_module, "WRITE_TIMEOUT", 0.3)
+    a, b = trio.socket.socketpair()
+    released: list[bool] = []
+    guarded = server_module._GuardedStream(trio.SocketStream(a), lambda: released.append(True))
+    start = trio.current_time()
+    with pytest.raises(trio.BrokenResourceError, match="read nothing"):
+        while True:  # b never reads: the socket buffers fill up, then the write stalls
+            await guarded.send_all(b"x" * 65536)
+    assert 0.25 <= trio.current_time() - start < 3
+    assert released == [True]  # closed, and its slot given back
+    b.close()
