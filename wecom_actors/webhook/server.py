@@ -43,6 +43,7 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 
+from .._logging import LogLimiter
 from ..errors import TerminalError
 
 __all__ = ["WRITE_TIMEOUT", "WebhookServer", "port_of_bind"]
@@ -139,10 +140,11 @@ class _GuardedStream(trio.abc.HalfCloseableStream):
             await self._written.wait()
 
     async def aclose(self) -> None:
-        """Close after a short linger: closing a socket with unread input makes the kernel send
-        RST, and the peer then loses the answer it has not read yet (e.g. a 408 or 505)."""
+        """Close; after an answer, with a short linger: closing a socket with unread input makes
+        the kernel send RST, and the peer then loses the answer it has not read yet (e.g. a 408
+        or 505). An idle connection (between requests, or silent) is closed at once."""
         try:
-            if not self._closed:
+            if not self._closed and not self.idle:
                 with trio.move_on_after(LINGER_TIMEOUT):
                     if not self._eof:
                         await self._shut_sending()
@@ -211,6 +213,7 @@ class WebhookServer:
         self._slots = trio.Semaphore(max_connections)
         self._stop = trio.Event()
         self._stopped = trio.Event()
+        self._accept_errors = LogLimiter(1, 10.0)
 
     def hypercorn_config(self) -> Config:
         config = Config()
@@ -283,7 +286,10 @@ class WebhookServer:
             try:
                 stream = await listener.accept()
             except OSError as exc:  # EMFILE and friends: back off a moment, keep serving
-                log.error("accepting a connection failed: %s", exc.strerror or exc)
+                logged, left_out = self._accept_errors.allow(trio.current_time())
+                if logged:
+                    more = f" ({left_out} more since the last report)" if left_out else ""
+                    log.error("accepting a connection failed: %s%s", exc.strerror or exc, more)
                 await trio.sleep(0.1)
                 continue
             try:
