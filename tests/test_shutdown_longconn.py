@@ -39,15 +39,20 @@ async def test_drain_finishes_every_stream_in_flight(autojump_clock: trio.testin
         assert said and WORDS.startswith(said)  # the text so far, nothing invented
 
 
-async def test_a_message_during_the_final_flush_gets_the_restart_notice(autojump_clock: trio.testing.MockClock) -> None:
+async def test_queued_and_late_messages_get_the_restart_notice_when_interrupted(autojump_clock: trio.testing.MockClock) -> None:
     from wecom_actors.core import RESTART_TEXT
 
     async with open_fake_wecom() as fake, trio.open_nursery() as nursery:
         bot = await nursery.start(partial(serve_bot, bot_config(fake), echo))
-        await fake.send_text(f"/slow 8 {WORDS}")
-        bot.runtime.router.cancel_handlers()
+        first = await fake.send_text(f"/slow 8 {WORDS}")
+        queued = await fake.send_text("and this one", user="alice")  # waits behind the first
+        await fake.wait_until(lambda: fake.stream(first.req_id) is not None)
+        bot.runtime.router.stop_intake()
+        bot.runtime.interrupt_handlers()
         late = await fake.send_text("hello?", user="late")
         assert (await fake.wait_stream_finished(late.req_id)).content == RESTART_TEXT
+        assert (await fake.wait_stream_finished(queued.req_id)).content == RESTART_TEXT
+        assert (await fake.wait_stream_finished(first.req_id)).content.endswith(INTERRUPTED_SUFFIX)
         nursery.cancel_scope.cancel()
 
 

@@ -16,7 +16,7 @@ from .memws import MemWeCom, Peer
 
 
 def config(**changes: object) -> BotConfig:
-    base = BotConfig(mode="long-connection", bot_id="B", bot_secret="S", ws_url="ws://mem", reconnect_jitter=0.0)
+    base = BotConfig(mode="long-connection", bot_id="B", bot_secret="S", ws_url="ws://mem", ws_allow_insecure=True, reconnect_jitter=0.0)
     return base.replace(**changes)
 
 

@@ -3,6 +3,11 @@
 :func:`register_secret` adds a value that must never be printed; the :class:`SecretFilter` on our
 handler replaces it by ``***`` in every record's message and traceback, so even an accidental
 ``log.debug("%s", secret)`` is harmless.
+
+Strings a peer controls (request paths, methods, headers, URLs) go through :func:`escape`
+before they reach a log line, so nobody can forge log lines with a line break or colour the
+terminal with an escape sequence. :class:`LogLimiter` caps how many lines a kind of event
+(a rejected request) may log per period, so a flood of bad requests cannot flood the log.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from typing import Any
 __all__ = [
     "FORMAT",
     "LOGGER_NAME",
+    "LogLimiter",
     "SecretFilter",
+    "contains_secret",
+    "escape",
     "mask_secrets",
     "register_secret",
     "setup_logging",
@@ -43,6 +51,44 @@ def mask_secrets(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):  # longest first: overlapping secrets
         text = text.replace(secret, _MASK)
     return text
+
+
+def escape(text: str, limit: int = 200) -> str:
+    """``text`` safe for one log line: every non-printable-ASCII character escaped (``\\n``,
+    ``\\x1b``, ``\\u2028``, ...), cut to ``limit`` characters with ``...`` appended."""
+    shown = ascii(text[:limit])[1:-1]
+    return shown + "..." if len(text) > limit else shown
+
+
+class LogLimiter:
+    """At most ``burst`` events per ``period`` seconds may be logged (a fixed window)."""
+
+    def __init__(self, burst: int, period: float) -> None:
+        self.burst = burst
+        self.period = period
+        self._window_end = float("-inf")
+        self._used = 0
+        self._left_out = 0
+
+    def allow(self, now: float) -> tuple[bool, int]:
+        """``(True, n)`` if this event may be logged, ``n`` being how many events were left out
+        since the last logged one; ``(False, 0)`` if it must not be logged."""
+        if now >= self._window_end:
+            self._window_end = now + self.period
+            self._used = 0
+        if self._used >= self.burst:
+            self._left_out += 1
+            return False, 0
+        self._used += 1
+        left_out, self._left_out = self._left_out, 0
+        return True, left_out
+
+
+def contains_secret(text: str) -> bool:
+    """True if ``text`` contains a registered secret, in any letter case (for values a setting
+    shows after changing their case)."""
+    folded = text.casefold()
+    return any(secret.casefold() in folded for secret in _secrets)
 
 
 class SecretFilter(logging.Filter):

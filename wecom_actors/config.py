@@ -14,7 +14,10 @@ variable                        meaning                                         
 WECOM_MODE                      ``long-connection`` or ``webhook``                  inferred from credentials
 WECOM_BOT_ID                    long-connection bot id                              required in that mode
 WECOM_BOT_SECRET                long-connection secret (secret)                     required in that mode
-WECOM_WS_URL                    long-connection endpoint, ``ws://`` or ``wss://``   wss://openws.work.weixin.qq.com
+WECOM_WS_URL                    long-connection endpoint, ``wss://`` (``ws://``     wss://openws.work.weixin.qq.com
+                                only to a loopback host, see below)
+WECOM_WS_ALLOW_INSECURE         1/0: allow a ``ws://`` URL to a non-loopback host   0
+                                (the bot secret then crosses the network in clear)
 WECOM_HEARTBEAT_INTERVAL        seconds between pings (> 0)                         30
 WECOM_TOKEN                     webhook token (secret)                              required in that mode
 WECOM_ENCODING_AES_KEY          webhook EncodingAESKey, 43 of [A-Za-z0-9] (secret)  required in that mode
@@ -40,7 +43,17 @@ answered busy, ``WECOM_GROUP_ORDER`` (``sender``: order per group member; ``chat
 per group chat), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
 (0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
 ``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
-freshness check).
+freshness check), ``WECOM_WEBHOOK_HEADER_TIMEOUT`` (5 s: a new connection without a complete
+request head that long after opening is closed), ``WECOM_WEBHOOK_KEEP_ALIVE_TIMEOUT`` (75 s: an
+idle connection between requests is closed after this long), ``WECOM_WEBHOOK_BODY_TIMEOUT`` (10
+s: a request body must arrive whole within this long of its head, else 408),
+``WECOM_WEBHOOK_MAX_CONNECTIONS`` (512 open connections; at the cap idle keep-alive connections
+are closed to make room, else new ones wait in the listen backlog).
+
+Secrets: the values of every secret setting (from flags, environment and config file) are
+registered for masking (:func:`wecom_actors._logging.register_secret`) before anything is
+validated, so a secret pasted into the wrong variable (``WECOM_PORT=<token>``) is not echoed
+in the error message either.
 
 An unknown ``WECOM_*`` variable is not an error (other tools share the prefix) but logs one
 warning naming the closest known setting, so a misspelling does not go unnoticed.
@@ -59,6 +72,7 @@ from typing import Any, Literal, NoReturn, get_args
 
 import msgspec
 
+from ._logging import contains_secret, register_secret
 from .errors import ConfigError
 
 __all__ = [
@@ -101,6 +115,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     bot_id: str = ""
     bot_secret: str = ""
     ws_url: str = "wss://openws.work.weixin.qq.com"
+    ws_allow_insecure: bool = False
     heartbeat_interval: float = 30.0
     token: str = ""
     encoding_aes_key: str = ""
@@ -132,10 +147,18 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     media_timeout: float = 30.0
     webhook_max_body: int = 1048576
     webhook_timestamp_window: float = 600.0
+    webhook_header_timeout: float = 5.0
+    webhook_keep_alive_timeout: float = 75.0
+    webhook_body_timeout: float = 10.0
+    webhook_max_connections: int = 512
     transport: str = "wsproto"  # or "trio-websocket": the long-connection WebSocket engine
     bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
 
     def __post_init__(self) -> None:
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                register_secret(value)
         values = {name: getattr(self, name) for name in self.__struct_fields__}
         for name, value in values.items():
             checked = _check_typed(name, value, None)
@@ -154,6 +177,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str]) -> BotConfig:
         """A TOML file (a flat table of field names, or a ``[wecom]`` table) over the defaults."""
+        _register_secrets(None, {}, path)
         return _build([_read_toml(path)])
 
     @classmethod
@@ -169,10 +193,12 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         ``flags`` maps field names to values; ``None`` means "not given". A string flag value is
         parsed like an environment variable; anything else must already have the field's type.
         """
+        environ = os.environ if environ is None else environ
+        _register_secrets(flags, environ, config_file)
         layers = []
         if config_file is not None:
             layers.append(_read_toml(config_file))
-        layers.append(_read_env(os.environ if environ is None else environ))
+        layers.append(_read_env(environ))
         if flags:
             layers.append(_read_flags(flags))
         return _build(layers)
@@ -226,6 +252,26 @@ def _ws_url(v: str) -> bool:
     return bool(sep) and scheme.lower() in ("ws", "wss") and bool(rest.split("/", 1)[0])
 
 
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def ws_host_is_loopback(url: str) -> bool:
+    """True if the host of a ``ws(s)://`` URL is ``localhost`` or a loopback address."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _aes_key(v: str) -> bool:
     return v == "" or (len(v) == 43 and set(v) <= _AES_CHARS)
 
@@ -245,6 +291,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "bot_id": (lambda v: True, "a bot id"),
     "bot_secret": (lambda v: True, "a bot secret"),
     "ws_url": (_ws_url, "a ws:// or wss:// URL with a host"),
+    "ws_allow_insecure": (lambda v: True, "true or false (environment: 1/0, true/false, yes/no, on/off)"),
     "heartbeat_interval": (_positive, _SECONDS),
     "token": (lambda v: True, "a token"),
     "encoding_aes_key": (_aes_key, "exactly 43 characters of A-Z, a-z and 0-9"),
@@ -278,6 +325,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "media_timeout": (_positive, _SECONDS),
     "webhook_max_body": (_positive, "a number of bytes >= 1"),
     "webhook_timestamp_window": (_non_negative, "a number of seconds >= 0 (0 disables the check)"),
+    "webhook_header_timeout": (_positive, _SECONDS),
+    "webhook_keep_alive_timeout": (_positive, _SECONDS),
+    "webhook_body_timeout": (_positive, _SECONDS),
+    "webhook_max_connections": (_positive, "an integer >= 1"),
     "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
     "bot_name": (lambda v: "@" not in v and not any(c.isspace() for c in v), "a name without '@' or spaces"),
 }
@@ -291,7 +342,33 @@ def _shown(name: str, value: object) -> str:
     if name in SECRET_FIELDS:
         n = len(value) if isinstance(value, str) else None
         return "(hidden)" if n is None else f"(hidden, {n} characters)"
-    return repr(value)
+    shown = repr(value)
+    hidden = contains_secret(str(value)) or contains_secret(shown)
+    return "(hidden: it contains the value of a secret setting)" if hidden else shown
+
+
+def _register_secrets(
+    flags: Mapping[str, object] | None, environ: Mapping[str, str], config_file: str | os.PathLike[str] | None
+) -> None:
+    """Register every secret value of every source for masking, before anything is validated."""
+    candidates: list[object] = []
+    for name in SECRET_FIELDS:
+        candidates.append(environ.get(env_var(name)))
+        if flags:
+            candidates.append(flags.get(name))
+    if config_file is not None:
+        try:
+            with open(config_file, "rb") as f:
+                doc = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            doc = {}  # _read_toml reports it
+        table = doc.get("wecom")
+        for source in (doc, table if isinstance(table, dict) else {}):
+            candidates.extend(source.get(name) for name in SECRET_FIELDS)
+    for value in candidates:
+        if isinstance(value, str):
+            register_secret(value.strip())
+            register_secret(value)
 
 
 def _invalid(name: str, value: object, source: str | None) -> ConfigError:
@@ -322,7 +399,10 @@ def _parse_text(name: str, text: str, source: str | None) -> Any:
             value = text
     except ValueError:
         raise _invalid(name, text, source) from None
-    return _check_typed(name, value, source)
+    try:
+        return _check_typed(name, value, source)
+    except ConfigError:
+        raise _invalid(name, text, source) from None  # as typed (and masked), not as converted
 
 
 def _check_typed(name: str, value: object, source: str | None) -> Any:
@@ -472,6 +552,17 @@ def _validate(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     for name, value in values.items():
         if not _RULES[name][0](value):
             raise _invalid(name, value, sources.get(name))
+    if (
+        values["mode"] == "long-connection"
+        and values["ws_url"].lower().startswith("ws://")
+        and not values["ws_allow_insecure"]
+        and not ws_host_is_loopback(values["ws_url"])
+    ):
+        _raise(
+            "WECOM_WS_URL",
+            "a ws:// URL to a host that is not loopback would send the bot secret in clear: "
+            "use wss://, or set WECOM_WS_ALLOW_INSECURE=1 if the network path is trusted",
+        )
     if values["reconnect_max"] < values["reconnect_initial"]:
         _raise(
             "WECOM_RECONNECT_MAX",

@@ -76,6 +76,8 @@ class BotCore:
         self.streams = SessionStreams()
         self.counts = dict.fromkeys(("handler_errors", "replies_failed", "pushes"), 0)
         self.handle: Any = None
+        self._handler_scopes: set[trio.CancelScope] = set()
+        self._interrupting = False
 
     # --- supplied by the mode ----------------------------------------------------------------
 
@@ -123,25 +125,43 @@ class BotCore:
         return await download_media(self.http, ref.url, key=self.media_key(ref), policy=policy)
 
     async def dispatch(self, req_id: str, message: InboundMessage) -> None:
-        """Run the handler on one callback: the boundary where the user's bugs stop."""
+        """Run the handler on one callback: the boundary where the user's bugs stop.
+
+        While the bot is being interrupted (shutdown, drain time over), a message whose turn
+        comes now gets the restart notice instead of a handler run."""
+        if self._interrupting:
+            await BotCore.busy(self, req_id, message)
+            return
         turn = self.turn(req_id, message)
-        try:
-            await self.handler(turn)
-        except ReplyFailed as exc:
-            log.error("%s", exc)
-        except StaleReply as exc:
-            # A welcome or card update past its 5-second window, or a req_id WeCom no longer
-            # accepts: nothing can be delivered on it any more.
-            log.warning("reply to msgid %s dropped: %s", message.msgid, exc)
-        except Exception:
-            # A bug in the user's handler must not stop the bot: log it, answer the user with a
-            # short note, keep serving. (Cancelled is a BaseException and passes through.)
-            self.counts["handler_errors"] += 1
-            log.exception("handler %s failed on msgid %s", getattr(self.handler, "__name__", "?"), message.msgid)
-            if not turn.replied and not turn.is_event:
-                await self.answer(turn, "Sorry, something went wrong while answering.")
-        finally:
-            self.counts["replies_failed"] += sum(1 for s in turn.streams if s.failed)
+        with trio.CancelScope() as scope:  # interrupt_handlers() cancels it
+            self._handler_scopes.add(scope)
+            try:
+                await self.handler(turn)
+            except ReplyFailed as exc:
+                log.error("%s", exc)
+            except StaleReply as exc:
+                # A welcome or card update past its 5-second window, or a req_id WeCom no longer
+                # accepts: nothing can be delivered on it any more.
+                log.warning("reply to msgid %s dropped: %s", message.msgid, exc)
+            except Exception:
+                # A bug in the user's handler must not stop the bot: log it, answer the user with
+                # a short note, keep serving. (Cancelled is a BaseException and passes through.)
+                self.counts["handler_errors"] += 1
+                log.exception("handler %s failed on msgid %s", getattr(self.handler, "__name__", "?"), message.msgid)
+                if not turn.replied and not turn.is_event:
+                    await self.answer(turn, "Sorry, something went wrong while answering.")
+            finally:
+                self._handler_scopes.discard(scope)
+                self.counts["replies_failed"] += sum(1 for s in turn.streams if s.failed)
+
+    def interrupt_handlers(self) -> None:
+        """Shutdown, once the drain time is over: cancel every running handler (its stream is
+        finished with the text so far and the interrupted note, see ``Turn.stream``) while the
+        transport stays up to deliver those final replies; messages still queued get the
+        restart notice when their turn comes."""
+        self._interrupting = True
+        for scope in list(self._handler_scopes):
+            scope.cancel()
 
     async def busy(self, req_id: str, message: InboundMessage) -> None:
         if isinstance(message, EventMessage):
@@ -183,7 +203,7 @@ class BotCore:
         with trio.move_on_after(grace):
             await self.router.wait_idle()
             return True
-        self.router.cancel_handlers()
+        self.interrupt_handlers()
         with trio.move_on_after(FINAL_FRAME_BOUND + 0.2):
             await self.router.wait_idle()
         return False

@@ -1,7 +1,7 @@
 """WeCom callback and media encryption (sans-IO).
 
-This module implements the message crypto of webhook-protocol.md §3 and the media crypto of
-§8.1 / ws-protocol.md §6. It does no I/O and imports no trio, trio_websocket, httpx or hypercorn.
+This module implements the message crypto of webhook mode (callbacks, answers, URL
+verification) and the media crypto of both modes. It does no I/O and imports no trio, trio_websocket, httpx or hypercorn.
 
 Algorithm
     * ``AESKey = base64decode(EncodingAESKey + "=")`` (32 bytes), ``IV = AESKey[:16]``,

@@ -27,6 +27,7 @@ from .bot import BotHandle, serve_bot, terminal_of
 from .config import BotConfig
 from .errors import TerminalError
 from .fleet_config import FleetBot, FleetConfig
+from .runner import drain_until_second_signal
 
 if TYPE_CHECKING:  # imported when a fleet runs: `import wecom_actors` stays light
     from .admin import HttpRoutes
@@ -137,9 +138,18 @@ class _Seat:
         finally:
             self._routes.unmount(self._path)
 
+    @property
+    def graceful_timeout(self) -> float:
+        return self._server.graceful_timeout
+
     def shutdown(self) -> None:
         self._routes.unmount(self._path)
         self._stop.set()
+
+    async def stop(self) -> None:
+        """This bot leaves the shared server (which keeps serving the other bots)."""
+        self.shutdown()
+        await trio.lowlevel.checkpoint()
 
 
 async def serve_fleet(
@@ -263,8 +273,8 @@ async def run_fleet_until_signal(fleet: FleetConfig, **serve_kwargs: Any) -> int
                 async def watch() -> None:
                     async for signum in signals:
                         log.info("%s: draining in-flight replies, then stopping", signal.Signals(signum).name)
-                        if handle is not None and not await handle.drain():
-                            log.warning("drain time over; cancelling the replies still running")
+                        if handle is not None:
+                            await drain_until_second_signal(handle.drain, signals)
                         nursery.cancel_scope.cancel()
                         return
 

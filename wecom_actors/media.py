@@ -1,24 +1,29 @@
 """Bounded, SSRF-guarded download and decryption of callback media (image, file, video URLs).
 
 WeCom hands the bot a URL (valid five minutes) and, in long-connection mode, a per-URL base64
-``aeskey``; in webhook mode the key is the bot's EncodingAESKey (webhook-protocol.md §8.1,
-ws-protocol.md §6). :func:`download_media` fetches the blob with the caller's
-:class:`httpx.AsyncClient` and decrypts it with :func:`wecom_actors.crypto.decrypt_media`.
+``aeskey``; in webhook mode the key is the bot's EncodingAESKey. :func:`download_media` fetches
+the blob with the caller's :class:`httpx.AsyncClient` and decrypts it with
+:func:`wecom_actors.crypto.decrypt_media`.
 
 Guards, all configured by :class:`MediaPolicy`:
 
 * only ``http``/``https`` URLs;
 * the host is resolved first and refused if **any** address is loopback, private, link-local,
-  multicast, reserved, unspecified or otherwise not globally routable (IPv4-mapped IPv6 addresses
-  are judged by the IPv4 address they carry), unless ``allow_private``; literal IPs are checked
-  the same way;
+  multicast, reserved, unspecified or otherwise not globally routable (``ipaddress``'s
+  ``is_global``), or in ``192.0.0.0/24`` (IETF protocol assignments) or ``64:ff9b:1::/48``
+  (local-use NAT64), unless ``allow_private``; literal IPs are checked the same way. An IPv6
+  address that carries an IPv4 address (IPv4-mapped ``::ffff:0:0/96``, 6to4 ``2002::/16``,
+  the NAT64 well-known prefix ``64:ff9b::/96``, Teredo ``2001::/32``) is also judged by the
+  IPv4 address it carries, since a relay or translator may deliver to it;
 * redirects are followed by hand, at most ``max_redirects`` times, and every hop is re-checked;
 * the whole download (resolution included) runs under ``trio.fail_after(timeout)``;
 * the body is streamed and abandoned as soon as it exceeds ``max_bytes`` (a larger
   ``Content-Length`` is refused before reading).
 
 Every failure raises :class:`~wecom_actors.errors.MediaError` naming the URL's host (never the
-query string, which carries the storage signature, and never a key), chained to its cause.
+query string, which carries the storage signature, never a key, and never the address a name
+resolved to: the message may be shown to the chat user, and internal addresses are not theirs to
+see; the address is logged at DEBUG, escaped), chained to its cause.
 
 Known limit: the check resolves the name, then httpx resolves it again to connect, so a DNS
 server that answers differently within that window (DNS rebinding) is not stopped here. Pin the
@@ -30,6 +35,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import ipaddress
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
@@ -38,6 +44,7 @@ import httpx
 import msgspec
 import trio
 
+from ._logging import escape
 from .crypto import decrypt_media
 from .errors import CryptoError, MediaError
 
@@ -47,6 +54,16 @@ __all__ = ["MediaPayload", "MediaPolicy", "Resolver", "check_host", "default_res
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+log = logging.getLogger("wecom_actors.media")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: Refused although some Python versions call (parts of) them global.
+_ALSO_REFUSED = (
+    (ipaddress.ip_network("192.0.0.0/24"), "an IETF protocol assignment"),
+    (ipaddress.ip_network("64:ff9b:1::/48"), "local-use NAT64"),
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class MediaPayload(msgspec.Struct, frozen=True):
@@ -213,7 +230,9 @@ async def check_host(host: str, port: int, policy: MediaPolicy, resolve: Resolve
     for address in addresses:
         reason = refusal_reason(address)
         if reason is not None:
-            raise MediaError(f"media host {host} refused: {address} is {reason}")
+            log.debug("media host %s refused: %s is %s", escape(host), address, reason)
+            what = "is" if literal is not None else "resolves to"
+            raise MediaError(f"media host {host} refused: it {what} an address that is {reason}")
 
 
 def _as_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -223,13 +242,35 @@ def _as_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def refusal_reason(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address an IPv6 address carries, and the form: IPv4-mapped, 6to4, NAT64
+    (well-known prefix) or Teredo (the client's address)."""
+    if address.ipv4_mapped is not None:
+        return "IPv4-mapped", address.ipv4_mapped
+    if address.sixtofour is not None:
+        return "6to4", address.sixtofour
+    if address in _NAT64:
+        return "NAT64", ipaddress.IPv4Address(address.packed[-4:])
+    if address.teredo is not None:
+        return "Teredo", address.teredo[1]
+    return None
+
+
+def refusal_reason(address: IPAddress) -> str | None:
     """Why ``address`` must not be fetched from, or ``None`` when it is a public address."""
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            inner = refusal_reason(address.ipv4_mapped)
-            return None if inner is None else f"IPv4-mapped {inner}"
         address = ipaddress.IPv6Address(address.packed)  # drop any %scope
+        embedded = embedded_ipv4(address)
+        if embedded is not None:
+            form, inner = embedded
+            inner_reason = refusal_reason(inner)
+            if inner_reason is not None:
+                return f"{form}, carrying an IPv4 address that is {inner_reason}"
+            if form in ("IPv4-mapped", "NAT64"):
+                return None  # it is (a translation to) that public IPv4 address: DNS64 networks
+    for network, name in _ALSO_REFUSED:
+        if address.version == network.version and address in network:
+            return name
     checks = (
         ("unspecified", address.is_unspecified),
         ("loopback", address.is_loopback),

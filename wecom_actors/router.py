@@ -149,7 +149,7 @@ class Router:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own two nurseries: handlers (session workers, events) and short notices (busy and
-        restart answers), so a shutdown can cancel the handlers and still answer."""
+        restart answers), so notices never wait behind the handlers' nursery."""
         async with trio.open_nursery() as notices:
             self._notices = notices
             async with trio.open_nursery() as handlers:
@@ -157,14 +157,6 @@ class Router:
                 task_status.started()
                 await trio.sleep_forever()
             await trio.sleep_forever()
-
-    def cancel_handlers(self) -> None:
-        """Shutdown, once the drain time is over: cancel every running handler (its stream is
-        finished with the interrupted note, see ``Turn.stream``) while the connection and the
-        Correlator stay up to deliver those final frames. New messages get the restart notice."""
-        self._accepting = False
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
 
     def is_duplicate(self, msgid: str) -> bool:
         """Record ``msgid``; True if it was seen within the dedupe window."""

@@ -2,15 +2,18 @@
 
 SIGINT/SIGTERM: stop taking new messages, give in-flight replies ``drain_timeout`` seconds to
 finish, then cancel (final frames are still sent, shielded and bounded), so the process exits 0
-within 5 s of the signal. A terminal error (auth refused, kicked out) is raised bare for the CLI
-to turn into its exit code.
+within 5 s of the signal. In webhook mode the drain itself interrupts the handlers still running
+and waits until their final answers have been sent (``WebhookBot.drain``), so the cancel finds
+nothing left to lose. A second signal during the drain stops at once. A terminal error (auth
+refused, kicked out) is raised bare for the CLI to turn into its exit code.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -41,9 +44,7 @@ async def serve_until_signal(
                     async for signum in signals:
                         log.info("%s: draining in-flight replies, then stopping", signal.Signals(signum).name)
                         if handle is not None:
-                            finished = await handle.drain(config.drain_timeout)
-                            if not finished:
-                                log.warning("drain time over; cancelling the replies still running")
+                            await drain_until_second_signal(partial(handle.drain, config.drain_timeout), signals)
                         nursery.cancel_scope.cancel()
                         return
 
@@ -58,6 +59,22 @@ async def serve_until_signal(
         raise terminal from None
     log.info("stopped")
     return 0
+
+
+async def drain_until_second_signal(drain: Callable[[], Awaitable[bool]], signals: Any) -> None:
+    """``await drain()``, cut short by another signal from ``signals``."""
+    async with trio.open_nursery() as nursery:
+
+        async def second_signal() -> None:
+            async for signum in signals:
+                log.warning("%s again: stopping now", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                return
+
+        nursery.start_soon(second_signal)
+        if not await drain():
+            log.warning("drain time over: replies still running were interrupted")
+        nursery.cancel_scope.cancel()
 
 
 async def _serve(

@@ -1,7 +1,7 @@
 """The WebSocket transport behind the long-connection actors.
 
 One small interface (:class:`Transport`) so the actors do not depend on trio-websocket directly:
-a transport on wsproto over trio streams could replace it (DESIGN.md §8). Every transport failure
+a transport on wsproto over trio streams could replace it. Every transport failure
 is translated at this boundary into :class:`~wecom_actors.errors.ConnectionLost`.
 """
 
@@ -104,9 +104,11 @@ async def open_ws_transport(
     """Dial ``url`` with trio-websocket; raise ConnectionLost if that or the close fails.
 
     An exception raised by the body wins over a failure to close afterwards (a stalled peer
-    cannot turn a KickedOut or a cancellation into a plain ConnectionLost).
+    cannot turn a KickedOut or a cancellation into a plain ConnectionLost). The TCP socket is
+    closed on every way out.
     """
     body_exc: BaseException | None = None
+    connection: trio_websocket.WebSocketConnection | None = None
     try:
         async with trio_websocket.open_websocket_url(
             url,
@@ -116,6 +118,7 @@ async def open_ws_transport(
             max_message_size=max_message_size,
             message_queue_size=64,
         ) as ws:
+            connection = ws
             try:
                 yield _WsTransport(ws)
             except BaseException as exc:
@@ -131,3 +134,18 @@ async def open_ws_transport(
         if body_exc is not None and body_exc is not exc:
             raise body_exc from None
         raise ConnectionLost(f"connection to {url} failed: {_describe(exc)}") from exc
+    finally:
+        if connection is not None:
+            await _close_socket(connection)
+
+
+async def _close_socket(ws: trio_websocket.WebSocketConnection) -> None:
+    """Close the connection's TCP stream. trio-websocket leaves it open after closing with 1009
+    (a message over ``max_message_size``): it sends the close frame, stops reading and returns,
+    and its ``aclose()`` then sees the connection as closed already. It has no public handle on
+    the stream, hence the private attribute (tests/test_ws_transport_close.py guards it)."""
+    stream = getattr(ws, "_stream", None)
+    if stream is None:
+        log.warning("cannot reach the trio-websocket stream to close it (trio-websocket changed?)")
+        return
+    await trio.aclose_forcefully(stream)

@@ -1,4 +1,4 @@
-"""The webhook ASGI app: a plain ASGI callable, no framework (webhook-protocol.md §2-§4).
+"""The webhook ASGI app: a plain ASGI callable, no framework (URL verification and callbacks).
 
 Routes
     ``GET  <callback_path>``  URL verification: answer the decrypted ``echostr``, bare, text/plain.
@@ -10,14 +10,23 @@ Every rejection is answered with a short plain-text reason, logged once (never w
 the key or decrypted data) and counted; none affects other requests. Status codes:
 
 =====  ====================================================================================
-400    a query parameter is missing; the body is not JSON or has no string ``encrypt``; the
-       ciphertext does not decrypt (not base64, not a block multiple, bad padding, length
-       prefix beyond the buffer, non-empty receiveid); the message is not a JSON object;
-       the timestamp is not an integer while the freshness check is on
-403    ``msg_signature`` does not match; the timestamp is outside the freshness window
+400    a query parameter is missing or malformed (``timestamp``: 1-12 ASCII digits;
+       ``nonce``: 1-64 printable ASCII characters); the body is not JSON or has no string
+       ``encrypt``; the ciphertext does not decrypt (not base64, not a block multiple, bad
+       padding, length prefix beyond the buffer, non-empty receiveid); the message is not a
+       JSON object
+403    ``msg_signature`` does not match; the timestamp is outside the freshness window (more
+       than ``timestamp_window`` seconds old, or more than ``MAX_FUTURE_SKEW`` ahead)
 404    another path;  405 another method;  413 the body is over ``webhook_max_body``
+408    the body did not arrive whole within ``body_timeout`` seconds of the request head
 503    a new message while the bot drains for shutdown (WeCom may deliver it again later)
+505    not HTTP/1.x (the HTTP/2 preface ``PRI * HTTP/2.0``): the server speaks HTTP/1.1 only
 =====  ====================================================================================
+
+Rejections are logged at WARNING with the peer's method and path escaped (no control
+character or line break of theirs reaches the log) and rate-limited: at most
+``REJECTION_LOG_BURST`` lines per ``REJECTION_LOG_PERIOD`` seconds, then one line saying how
+many were left out.
 
 The query string is parsed by hand: only ``%XX`` escapes are decoded and ``+`` stays ``+``
 (``echostr`` is base64 and WeCom does not always percent-encode its ``+``).
@@ -26,18 +35,21 @@ The query string is parsed by hand: only ``%XX`` escapes are decoded and ``+`` s
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import unquote
 
 import msgspec
+import trio
 
+from .._logging import LogLimiter, escape
 from ..crypto import WeComCrypto
 from ..errors import CryptoError, FrameError, SignatureError
 from ..protocol.inbound import InboundMessage, decode_callback
 
-__all__ = ["CallbackTarget", "Rejected", "WebhookApp", "parse_query"]
+__all__ = ["MAX_FUTURE_SKEW", "CallbackTarget", "Rejected", "WebhookApp", "parse_query"]
 
 log = logging.getLogger("wecom_actors.webhook.http")
 
@@ -48,6 +60,15 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 _TEXT = b"text/plain; charset=utf-8"
 _VERIFY_PARAMS = ("msg_signature", "timestamp", "nonce", "echostr")
 _POST_PARAMS = ("msg_signature", "timestamp", "nonce")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() also accepts "¹²³"
+_NONCE = re.compile(r"[\x21-\x7e]{1,64}")
+
+#: A timestamp at most this far ahead of our clock is fresh (clock skew); further ahead it is
+#: refused, so no request outlives the dedupe record of its msgid (see docs/security.md).
+MAX_FUTURE_SKEW = 60.0
+#: Rejection log lines: at most this many per period, then one line with the count left out.
+REJECTION_LOG_BURST = 20
+REJECTION_LOG_PERIOD = 10.0
 
 
 class Rejected(Exception):
@@ -108,6 +129,7 @@ class WebhookApp:
         path: str,
         max_body: int,
         timestamp_window: float,
+        body_timeout: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.target = target
@@ -115,7 +137,9 @@ class WebhookApp:
         self.path = path
         self.max_body = max_body
         self.timestamp_window = timestamp_window
+        self.body_timeout = body_timeout
         self.wall_clock = wall_clock
+        self.log_limiter = LogLimiter(REJECTION_LOG_BURST, REJECTION_LOG_PERIOD)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -127,6 +151,8 @@ class WebhookApp:
             return
         method, path = scope["method"], scope["path"]
         try:
+            if scope.get("http_version") not in ("1.0", "1.1"):
+                raise Rejected(505, "HTTP/1.1 only")
             if path == "/healthz" and method in ("GET", "HEAD"):
                 serving = self.target.serving
                 await _respond(send, 200 if serving else 503, b"ok\n" if serving else b"draining\n")
@@ -137,14 +163,23 @@ class WebhookApp:
             elif method == "POST":
                 await self._callback(scope, receive, send)
             else:
-                raise Rejected(405, f"method {method} not allowed")
+                raise Rejected(405, f"method {escape(method, 20)} not allowed")
         except Rejected as exc:
             self.target.on_rejected(exc.status, exc.reason)
-            log.warning("%s %s rejected with %d: %s", method, path, exc.status, exc.reason)
+            self._log_rejection(method, path, exc)
             headers = [(b"allow", b"GET, POST")] if exc.status == 405 else []
+            if exc.status in (408, 413, 505):  # the rest of the request is not read: close
+                headers.append((b"connection", b"close"))
             await _respond(send, exc.status, exc.reason.encode() + b"\n", headers=headers)
         except _Disconnected:
-            log.info("%s %s: the client went away before its body was read", method, path)
+            log.info("%s %s: the client went away before its body was read", escape(method, 20), escape(path))
+
+    def _log_rejection(self, method: str, path: str, exc: Rejected) -> None:
+        allowed, left_out = self.log_limiter.allow(trio.current_time())
+        if not allowed:
+            return
+        note = f" ({left_out} rejections before this one were not logged)" if left_out else ""
+        log.warning("%s %s rejected with %d: %s%s", escape(method, 20), escape(path), exc.status, exc.reason, note)
 
     # --- GET: URL verification -----------------------------------------------------------------
 
@@ -191,16 +226,24 @@ class WebhookApp:
             await _respond(send, 200, b"")
             return
         # Answer with the callback's own nonce (spec §3.6) and its timestamp, as a JSON number.
-        reply_ts: int | str = int(timestamp) if timestamp.isdigit() else timestamp
-        await _respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=reply_ts))
+        await _respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=int(timestamp)))
+        on_sent = getattr(answer, "on_sent", None)
+        if on_sent is not None:  # a final stream answer counts as delivered once sent whole
+            on_sent()
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         declared = _header(scope, b"content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not declared.isascii() or not declared.isdigit():
                 raise Rejected(400, "Content-Length is not a number")
-            if int(declared) > self.max_body:
-                raise Rejected(413, f"the body ({declared} bytes) is over the {self.max_body}-byte limit")
+            if len(declared) > 12 or int(declared) > self.max_body:  # no int() of 5,000 digits
+                size = f"{declared} bytes" if len(declared) <= 12 else f"a {len(declared)}-digit length"
+                raise Rejected(413, f"the body ({size}) is over the {self.max_body}-byte limit")
+        with trio.move_on_after(self.body_timeout):
+            return await self._receive_body(receive)
+        raise Rejected(408, f"the body did not arrive within {self.body_timeout:g} s")
+
+    async def _receive_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -218,13 +261,11 @@ class WebhookApp:
     def _check_fresh(self, timestamp: str) -> None:
         if self.timestamp_window <= 0:
             return
-        if not timestamp.isdigit():
-            raise Rejected(400, "timestamp is not an integer")
-        skew = abs(self.wall_clock() - int(timestamp))
-        if skew > self.timestamp_window:
-            raise Rejected(
-                403, f"timestamp is {skew:.0f} s away from now (window {self.timestamp_window:g} s)"
-            )
+        age = self.wall_clock() - int(timestamp)  # _params checked: 1-12 ASCII digits
+        if age > self.timestamp_window:
+            raise Rejected(403, f"timestamp is {age:.0f} s old (window {self.timestamp_window:g} s)")
+        if -age > MAX_FUTURE_SKEW:
+            raise Rejected(403, f"timestamp is {-age:.0f} s in the future (at most {MAX_FUTURE_SKEW:g} s)")
 
 
 def _params(scope: Scope, names: tuple[str, ...]) -> dict[str, str]:
@@ -232,6 +273,10 @@ def _params(scope: Scope, names: tuple[str, ...]) -> dict[str, str]:
     missing = [name for name in names if not q.get(name)]
     if missing:
         raise Rejected(400, "missing query parameter " + ", ".join(missing))
+    if not _TIMESTAMP.fullmatch(q["timestamp"]):
+        raise Rejected(400, "timestamp is not 1-12 ASCII digits")
+    if not _NONCE.fullmatch(q["nonce"]):
+        raise Rejected(400, "nonce is not 1-64 printable ASCII characters")
     return q
 
 

@@ -37,11 +37,11 @@ from ..protocol.inbound import (
     UnknownEvent,
     UnknownMessage,
 )
-from .app import Rejected, WebhookApp
+from .app import MAX_FUTURE_SKEW, Rejected, WebhookApp
 from .replies import WebhookReplies
 from .response_url import ResponseUrls
 from .server import WebhookServer
-from .streams import Exchange, Phase, StreamTable, TableStatistics
+from .streams import TOMBSTONE_SECONDS, Exchange, Phase, StreamTable, TableStatistics
 
 __all__ = ["EVENT_WAIT", "FIRST_REPLY_WAIT", "WebhookBot", "WebhookStatistics"]
 
@@ -54,6 +54,9 @@ FIRST_REPLY_WAIT = 0.5
 EVENT_WAIT = 4.0
 #: Timeout of one response_url POST.
 RESPONSE_URL_TIMEOUT = 10.0
+#: At shutdown, this much of the drain budget (at most half) is kept for WeCom's refresh polls
+#: (about one a second) to fetch the final answers of the streams of interrupted handlers.
+FINAL_POLL_ALLOWANCE = 1.5
 
 
 class WebhookStatistics(msgspec.Struct, frozen=True):
@@ -80,7 +83,9 @@ class WebhookBot(BotCore):
         self.first_reply_wait = FIRST_REPLY_WAIT
         self.event_wait = EVENT_WAIT
         self.crypto = WeComCrypto(config.token, config.encoding_aes_key)
-        self.table = StreamTable()
+        # A msgid is remembered until no signed request carrying it can still be fresh.
+        window = config.webhook_timestamp_window
+        self.table = StreamTable(tombstone_seconds=max(TOMBSTONE_SECONDS, window + MAX_FUTURE_SKEW))
         self.urls = ResponseUrls(
             http_client,
             allow_private=config.media_allow_private,
@@ -94,8 +99,16 @@ class WebhookBot(BotCore):
             path=config.callback_path,
             max_body=config.webhook_max_body,
             timestamp_window=config.webhook_timestamp_window,
+            body_timeout=config.webhook_body_timeout,
         )
-        self.server = WebhookServer(self.app, host=config.host, port=config.port)
+        self.server = WebhookServer(
+            self.app,
+            host=config.host,
+            port=config.port,
+            header_timeout=config.webhook_header_timeout,
+            keep_alive_timeout=config.webhook_keep_alive_timeout,
+            max_connections=config.webhook_max_connections,
+        )
         self.port: int | None = None
         self.state = "starting"
         self._accepting = True
@@ -122,18 +135,24 @@ class WebhookBot(BotCore):
         return self.state == "serving"
 
     async def drain(self, grace: float) -> bool:
-        """Stop taking new messages (503), let running handlers finish, keep answering refresh
-        polls until every finished stream has been served its final snapshot, then stop the
-        HTTP server gracefully. True if all of it happened within ``grace`` seconds."""
+        """Stop taking new messages (503) and let running handlers finish; interrupt the ones
+        still running when ``FINAL_POLL_ALLOWANCE`` of ``grace`` is left (each stream finishes
+        with its text so far and the interrupted note); keep answering refresh polls until every
+        finished stream's final answer has been sent whole; then stop the HTTP server (answers
+        in flight are completed). True if everything finished without interruption in time."""
         self._accepting = False
         self.state = "draining"
         deadline = trio.current_time() + grace
-        handlers_done = await super().drain(grace)
+        handlers_done = await super().drain(grace - min(FINAL_POLL_ALLOWANCE, grace / 2))
+        if not handlers_done:
+            self.interrupt_handlers()  # done by the core's drain already; kept for clarity
         delivered = False
         with trio.move_on_at(deadline):
+            await self.router.wait_idle()
             await self.table.wait_streams_delivered()
             delivered = True
-        self.server.shutdown()
+        with trio.move_on_after(self.server.graceful_timeout + 1.0):
+            await self.server.stop()
         return handlers_done and delivered
 
     # --- the CallbackTarget the app calls --------------------------------------------------------
@@ -213,7 +232,7 @@ class WebhookBot(BotCore):
 
     async def dispatch(self, req_id: str, message: InboundMessage) -> None:
         try:
-            await super().dispatch(req_id, message)
+            await super().dispatch(req_id, message)  # (the restart notice while interrupting)
         finally:
             await self._turn_done(req_id)
 

@@ -29,7 +29,7 @@ from ..protocol.replies import MsgItem, TemplateCard, TemplateCardReply, encode_
 from ..render import stream_reply
 from .response_url import ResponseUrlRecord
 
-__all__ = ["Exchange", "Phase", "StreamTable", "TableStatistics"]
+__all__ = ["Exchange", "FinalAnswer", "Phase", "StreamTable", "TableStatistics"]
 
 log = logging.getLogger("wecom_actors.webhook.streams")
 
@@ -43,10 +43,18 @@ KEEP_SECONDS = STREAM_WINDOW_SECONDS
 #: An exchange whose handler never ran (dropped at shutdown) is evicted after this long anyway.
 HARD_KEEP_SECONDS = 3600.0
 #: After eviction a msgid is remembered this long (from the message) so a late redelivery is
-#: answered empty instead of starting a second handler run.
+#: answered empty instead of starting a second handler run. (At least: the bot makes it outlive
+#: the timestamp window, so no replay of a signed request can start a second run.)
 TOMBSTONE_SECONDS = 600.0
 #: How often the sweeper runs.
 SWEEP_INTERVAL = 30.0
+
+
+class FinalAnswer(bytes):
+    """A stream answer with ``finish=true``: the HTTP layer calls ``on_sent()`` once it has
+    been sent whole (only then does the stream count as delivered)."""
+
+    on_sent: Callable[[], None]
 
 
 class Phase(enum.Enum):
@@ -76,6 +84,7 @@ class Exchange:
         "handler_done",
         "is_event",
         "msg_items",
+        "on_served",
         "outbox",
         "phase",
         "polled_version",
@@ -118,7 +127,8 @@ class Exchange:
         self.feedback_id: str | None = None
         self.version = 0
         self.polled_version = 0
-        self.final_served = False
+        self.final_served = False  # a finish=true answer was sent whole
+        self.on_served: Callable[[], None] | None = None
         self.direct: bytes | None = None  # the plaintext of a non-stream answer
         self.outbox: list[str] = []  # text for the single response_url post, sent at turn end
         self._changed = trio.Event()
@@ -224,12 +234,19 @@ class Exchange:
             msg_items=self.msg_items if self.finish else None,
             card=card,
         )
-        if self.finish:
-            self.final_served = True
         if poll and self.polled_version != self.version:
             self.polled_version = self.version
             self._wake_frames()
-        return encode_body(body)
+        if not self.finish:
+            return encode_body(body)
+        answer = FinalAnswer(encode_body(body))
+        answer.on_sent = self._final_sent
+        return answer
+
+    def _final_sent(self) -> None:
+        self.final_served = True
+        if self.on_served is not None:
+            self.on_served()
 
     def cut_off(self) -> None:
         """Finish the stream now with what exists; later output goes by response_url."""
@@ -254,8 +271,11 @@ class TableStatistics(msgspec.Struct, frozen=True):
 class StreamTable:
     """Live exchanges by req_id and by stream id; answers refresh polls; evicts old state."""
 
-    def __init__(self, *, clock: Callable[[], float] = trio.current_time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = trio.current_time, tombstone_seconds: float = TOMBSTONE_SECONDS
+    ) -> None:
         self._clock = clock
+        self.tombstone_seconds = tombstone_seconds
         self._by_req: dict[str, Exchange] = {}
         self._by_stream: dict[str, Exchange] = {}
         self._tombstones: dict[str, float] = {}
@@ -284,6 +304,7 @@ class StreamTable:
 
     def add(self, exchange: Exchange) -> None:
         self._by_req[exchange.req_id] = exchange
+        exchange.on_served = self._wake_served
         if not exchange.is_event:
             self._by_stream[exchange.stream_id] = exchange
 
@@ -308,14 +329,14 @@ class StreamTable:
                 self._clock() - ex.created,
             )
             ex.cut_off()
-        answer = ex.stream_answer(poll=True)
-        if ex.final_served:
-            self._served.set()
-            self._served = trio.Event()
-        return answer
+        return ex.stream_answer(poll=True)
+
+    def _wake_served(self) -> None:
+        self._served.set()
+        self._served = trio.Event()
 
     async def wait_streams_delivered(self) -> None:
-        """Wait until every finished stream's final snapshot has been served to WeCom."""
+        """Wait until every finished stream's final snapshot has been sent whole to WeCom."""
         while any(
             ex.phase is Phase.STREAM and ex.finish and not ex.final_served and not ex.closed
             for ex in self._by_req.values()
@@ -342,7 +363,7 @@ class StreamTable:
             del self._by_stream[ex.stream_id]
         ex.closed = True
         ex._wake_frames()
-        self._tombstones[ex.req_id] = ex.created + TOMBSTONE_SECONDS
+        self._tombstones[ex.req_id] = ex.created + self.tombstone_seconds
 
     async def run_sweeper(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Evict old state every ``SWEEP_INTERVAL`` seconds (``sleep_until`` arithmetic, no drift)."""
