@@ -110,13 +110,13 @@ async def _serve(config: BotConfig, *, task_status: trio.TaskStatus[BotHandle]) 
 async def _script(t: _Transcript, fake: FakeWeCom) -> None:
     user = "alice"
     t.line(user, "(opens the chat with the bot)")
-    await fake.send_enter_chat(user=user)
+    await fake.send_enter_chat(userid=user)
     await t.wait("the welcome", lambda: any(b.kind == "text" for b in t.bubbles(user)))
     t.line("bot (welcome)", next(b for b in t.bubbles(user) if b.kind == "text").content)
 
     for text in ("Hello, bot!", "/slow 2 streaming one word at a time, ten frames a second at most"):
         t.line(user, text)
-        cb = await fake.send_text(text, user=user)
+        cb = await fake.send_text(text, userid=user)
         await t.wait("the streamed reply", lambda cb=cb: (fake.stream(cb.req_id) or _NO).finished)
         view = fake.stream(cb.req_id)
         assert view is not None
@@ -130,7 +130,7 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     png = tiny_png()
     t.line(user, f"(sends an image, {len(png)} bytes, md5 {hashlib.md5(png).hexdigest()})")
-    cb = await fake.send_image(png, user=user)
+    cb = await fake.send_image(png, userid=user)
     await t.wait("the image reply", lambda: (fake.stream(cb.req_id) or _NO).finished)
     content = fake.stream(cb.req_id).content  # type: ignore[union-attr]
     t.line("bot", content)
@@ -139,18 +139,18 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     t.line(user, "/push a proactive hello")
     before = len(t.bubbles(user))
-    await fake.send_text("/push a proactive hello", user=user)
+    await fake.send_text("/push a proactive hello", userid=user)
     await t.wait("the push", lambda: any(b.kind == "markdown" for b in t.bubbles(user)[before:]))
     for b in t.bubbles(user)[before:]:
         t.line(f"bot ({b.kind})", b.content)
 
     t.line(user, "/card")
-    await fake.send_text("/card", user=user)
+    await fake.send_text("/card", userid=user)
     await t.wait("the card", lambda: any(b.kind == "template_card" for b in t.bubbles(user)))
     card = next(b for b in t.bubbles(user) if b.kind == "template_card").card or {}
     t.line("bot (card)", f"{card.get('main_title', {}).get('title')} [buttons: yes / no]")
     t.line(user, "(clicks 'yes')")
-    await fake.send_card_click(str(card.get("task_id")), "yes", user=user)
+    await fake.send_card_click(str(card.get("task_id")), "yes", userid=user)
     await t.wait(
         "the card update", lambda: next(b for b in t.bubbles(user) if b.kind == "template_card").updates > 0
     )
@@ -159,7 +159,7 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     t.line(user, "/long 25000")
     before = len(t.bubbles(user))
-    await fake.send_text("/long 25000", user=user)
+    await fake.send_text("/long 25000", userid=user)
     await t.wait("the long reply", lambda: len(t.bubbles(user)) >= before + 2)
     parts = [b.content for b in t.bubbles(user)[before:]]
     for b in t.bubbles(user)[before:]:

@@ -13,6 +13,8 @@ import struct
 import trio
 from trio_websocket import WebSocketConnection
 
+from ._openws_records import ConnectionView
+
 __all__ = ["Conn", "ControlledStream"]
 
 
@@ -77,4 +79,16 @@ class Conn:
         self.closed = False
         self.close_done = trio.Event()
         self.last_frame = now
+        self.opened_at = now
         self.send_lock = trio.Lock()
+        #: Set by the fake when it starts a close (code, reason); else read from the socket.
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.closed_by: str | None = None
+
+    def view(self) -> ConnectionView:
+        return ConnectionView(
+            self.id, self.bot_id, self.subscribed, self.replaced, self.closing, self.closed,
+            self.opened_at, self.last_frame, self.close_code, self.close_reason,
+            self.closed_by,  # type: ignore[arg-type]
+        )  # fmt: skip
