@@ -15,6 +15,10 @@
 See ``docs/testing-fake-openws.md`` for the guide, the rules the fake enforces and its errcodes.
 """
 
+from ._control_app import serve_control_api
+from ._control_longconn import LongConnSimulator
+from ._control_sims import Simulator
+from ._control_webhook import WebhookSimulator
 from ._openws import (
     CLOSE_CAUSES,
     DEFAULT_CLOSE_CODES,
@@ -61,16 +65,20 @@ __all__ = [
     "FakeWebhookErrcode",
     "FakeWebhookWeCom",
     "FaultInjector",
+    "LongConnSimulator",
     "NotConnected",
     "RecordedFrame",
     "ResponseUrlPost",
+    "Simulator",
     "StreamView",
     "UploadedMedia",
     "VerifyResult",
     "WebhookConformanceError",
+    "WebhookSimulator",
     "WebhookView",
     "open_fake_webhook",
     "open_fake_wecom",
+    "serve_control_api",
     "serve_fake_openws",
     "webhook_demo_transcript",
 ]
