@@ -1,4 +1,4 @@
-"""``wecom-actors demo`` and ``wecom-actors fake-server``: the bundled fake WeCom, no credentials.
+"""``wecom-actors demo``, ``fake-server`` and ``chat``: the bundled fake WeCom, no credentials.
 
 The demo starts the fake and the echo bot in one trio program, plays a scripted conversation and
 prints what the user would see. Every step is checked; a step that goes wrong fails the demo.
@@ -6,11 +6,14 @@ prints what the user would see. Every step is checked; a step that goes wrong fa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
+import secrets
 import struct
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -18,9 +21,19 @@ import trio
 from .bot import BotHandle, serve_bot
 from .config import BotConfig
 from .handlers.echo import echo, long_text
-from .testing import Bubble, FakeWeCom, open_fake_wecom, serve_fake_openws
+from .testing import (
+    Bubble,
+    FakeWebhookWeCom,
+    FakeWeCom,
+    LongConnSimulator,
+    Simulator,
+    WebhookSimulator,
+    open_fake_wecom,
+    serve_control_api,
+    serve_fake_openws,
+)
 
-__all__ = ["longconn_demo", "run_fake_server", "tiny_png"]
+__all__ = ["longconn_demo", "run_chat", "run_fake_server", "tiny_png"]
 
 STEP_TIMEOUT = 15.0
 
@@ -175,19 +188,97 @@ class _NoStream:
 _NO = _NoStream()
 
 
+def _control_lines(control_url: str) -> list[str]:
+    return [
+        f"simulator page: {control_url}/",
+        f"control API:    {control_url}/api/v1  (see docs/testing-control-api.md)",
+    ]
+
+
 async def run_fake_server(
     *, host: str = "127.0.0.1", port: int = 0, bot_id: str | None = None, secret: str | None = None,
-    print_fn: Callable[[str], None] = print, **fake_kwargs: Any,
+    control_host: str = "127.0.0.1", control_port: int = 0, mode: str = "long-connection",
+    bot_url: str | None = None, token: str | None = None, encoding_aes_key: str | None = None,
+    bot_name: str = "Bot", print_fn: Callable[[str], None] = print, **fake_kwargs: Any,
 ) -> int:
-    """Serve the fake WeCom until cancelled, printing the URL and credentials to use."""
-    bots = {bot_id or "fake-bot": secret or "fake-secret"}
-    fake = FakeWeCom(bots=bots, **fake_kwargs)
+    """Serve the fake WeCom and its control API until cancelled, printing where they listen.
+
+    Long-connection mode: the WebSocket endpoint on ``host``/``port``. Webhook mode: the fake
+    plays WeCom against ``bot_url`` (with ``token`` / ``encoding_aes_key``), polling streams."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: serve_fake_openws(fake, host=host, port=port, task_status=task_status))
-        print_fn(f"fake WeCom (long connection) listening at {fake.url}")
-        print_fn(f"media served from {fake.media_base_url}")
-        print_fn("run a bot against it with:")
-        print_fn(f"  WECOM_WS_URL={fake.url} WECOM_BOT_ID={fake.bot_id} WECOM_BOT_SECRET=<the secret> \\")
-        print_fn("  WECOM_MEDIA_ALLOW_PRIVATE=1 wecom-actors run")
-        print_fn(f"(the secret is {'the one you passed with --secret' if secret else 'fake-secret'})")
+        sim: Simulator
+        if mode == "webhook":
+            if not (bot_url and token and encoding_aes_key):
+                raise ValueError("webhook mode needs bot_url, token and encoding_aes_key")
+            hook = FakeWebhookWeCom(bot_url, token=token, encoding_aes_key=encoding_aes_key,
+                                    host=host, strict=False, **fake_kwargs)  # fmt: skip
+            await nursery.start(hook.run)
+            sim = WebhookSimulator(hook, bot_name=bot_name)
+            print_fn(f"fake WeCom (webhook) calling your bot at {bot_url}")
+            print_fn(f"media and response_urls served from {hook.base_url}")
+        else:
+            bots = {bot_id or "fake-bot": secret or "fake-secret"}
+            fake = FakeWeCom(bots=bots, **fake_kwargs)
+            await nursery.start(partial(serve_fake_openws, fake, host=host, port=port))
+            sim = LongConnSimulator(fake, bot_name=bot_name)
+            print_fn(f"fake WeCom (long connection) listening at {fake.url}")
+            print_fn(f"media served from {fake.media_base_url}")
+            print_fn("run a bot against it with:")
+            print_fn(f"  WECOM_WS_URL={fake.url} WECOM_BOT_ID={fake.bot_id} WECOM_BOT_SECRET=<the secret> \\")
+            print_fn("  WECOM_MEDIA_ALLOW_PRIVATE=1 wecom-actors run")
+            print_fn(f"(the secret is {'the one you passed with --secret' if secret else 'fake-secret'})")
+        control_url = await nursery.start(partial(serve_control_api, sim, host=control_host, port=control_port))
+        for line in _control_lines(control_url):
+            print_fn(line)
     return 0
+
+
+async def run_chat(
+    handler: Any, *, mode: str = "long-connection", control_host: str = "127.0.0.1",
+    control_port: int = 0, bot_name: str = "Bot", print_fn: Callable[[str], None] = print,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """``wecom-actors chat``: the fake, your handler served by this runtime, the control API and
+    the simulator page; prints the page's URL and runs until cancelled. ``started()`` with the
+    control URL. A bot that stops (e.g. kicked out on purpose) is reported; the page stays."""
+    async with trio.open_nursery() as nursery:
+        sim: Simulator
+        if mode == "webhook":
+            token = secrets.token_urlsafe(12)
+            key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            config = BotConfig(mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1",
+                               port=0, media_allow_private=True)  # fmt: skip
+            handle = await nursery.start(_serve_reporting, config, handler, print_fn)
+            bot_url = f"http://127.0.0.1:{handle.runtime.port}{config.callback_path}"
+            hook = FakeWebhookWeCom(bot_url, token=token, encoding_aes_key=key, strict=False)
+            await nursery.start(hook.run)
+            verify = await hook.verify_url()
+            if not verify.ok:
+                raise RuntimeError(f"the bot failed URL verification: HTTP {verify.status}")
+            sim = WebhookSimulator(hook, bot_name=bot_name)
+        else:
+            fake = FakeWeCom(idle_timeout=None)
+            await nursery.start(serve_fake_openws, fake)
+            config = BotConfig(mode="long-connection", bot_id=fake.bot_id, bot_secret=fake.secret,
+                               ws_url=fake.url, media_allow_private=True)  # fmt: skip
+            await nursery.start(_serve_reporting, config, handler, print_fn)
+            sim = LongConnSimulator(fake, bot_name=bot_name)
+        control_url = await nursery.start(partial(serve_control_api, sim, host=control_host, port=control_port))
+        print_fn(f"wecom-actors chat: your bot ({mode}) against the bundled fake WeCom")
+        for line in _control_lines(control_url):
+            print_fn(line)
+        print_fn("open the page in a browser; Ctrl+C stops everything")
+        task_status.started(control_url)
+    return 0
+
+
+async def _serve_reporting(
+    config: BotConfig, handler: Any, print_fn: Callable[[str], None], *,
+    task_status: trio.TaskStatus[BotHandle],
+) -> None:
+    from .errors import TerminalError
+
+    try:
+        await serve_bot(config, handler, task_status=task_status, rng=random.Random())
+    except TerminalError as exc:
+        print_fn(f"the bot stopped: {type(exc).__name__}: {exc}")
