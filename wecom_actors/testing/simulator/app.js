@@ -182,12 +182,27 @@ function renderMessage(msg, conv, index) {
   return node;
 }
 
+// Only messages that changed are rebuilt, so a button being clicked stays in the page.
+const rendered = { conv: null, keys: [] };
+
 function renderMessages() {
   const conv = state.convs.get(state.current);
   const box = $("messages");
   if (!conv) return;
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.replaceChildren(...conv.messages.map((m, i) => renderMessage(m, conv, i)));
+  if (rendered.conv !== conv.id) {
+    box.replaceChildren();
+    rendered.conv = conv.id;
+    rendered.keys = [];
+  }
+  conv.messages.forEach((m, i) => {
+    const key = JSON.stringify(m) + (m.from === "bot" ? state.status.bot_name : "");
+    if (rendered.keys[i] === key) return;
+    const node = renderMessage(m, conv, i);
+    if (i < box.children.length) box.children[i].replaceWith(node);
+    else box.append(node);
+    rendered.keys[i] = key;
+  });
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 
