@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
+from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from trio_websocket import ConnectionClosed
+from trio_websocket import ConnectionClosed, open_websocket_url
 
-from wecom_actors.testing import DEFAULT_CLOSE_CODES, FakeWeCom, open_fake_wecom
+from wecom_actors.testing import DEFAULT_CLOSE_CODES, FakeTLS, FakeWeCom, open_fake_wecom
 
-from .fake_openws_helpers import BOT, connect, push_text
+from .fake_openws_helpers import BOT, RawClient, connect, push_text
 
 MSGID = re.compile(r"CAIQ[A-Za-z0-9+/]+={0,2}")
 
@@ -152,3 +154,23 @@ async def test_old_argument_names_still_work_with_a_warning() -> None:
             assert frame["body"]["from"] == {"userid": "U"} and frame["body"]["chatid"] == "G"
             with pytest.raises(TypeError, match="pass chatid= only"):
                 await fake.send_text("hi", chat="G", chatid="G")
+
+
+async def test_a_wss_listener_with_a_throwaway_ca(tmp_path: Any) -> None:
+    tls = FakeTLS.create()
+    with trio.fail_after(10):
+        async with open_fake_wecom(tls=tls) as fake:
+            assert fake.url.startswith("wss://127.0.0.1:")
+            async with open_websocket_url(fake.url, ssl_context=fake.client_ssl_context()) as ws:
+                c = RawClient(ws)
+                assert (await c.subscribe())["errcode"] == 0
+                # the real kick-out works over TLS too
+                await fake.faults.kick_by_second_subscriber()
+                assert (await c.recv())["body"]["event"]["eventtype"] == "disconnected_event"
+            # a client that does not trust the throwaway CA fails the TLS handshake
+            port = int(fake.url.rsplit(":", 1)[1])
+            stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=ssl.create_default_context())
+            with pytest.raises(trio.BrokenResourceError) as info:
+                await stream.do_handshake()
+            assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
+    assert tls.write_ca(tmp_path / "ca.pem").read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")

@@ -6,7 +6,7 @@
                        [--config FILE] [--log-level L] [--host H] [--port P]
     wecom-actors demo  [--mode long-connection|webhook]
     wecom-actors fake-server [--mode M] [--host H] [--port P] [--bot-id ID] [--secret S]
-                       [--control-host H] [--control-port P]
+                       [--control-host H] [--control-port P] [--tls-ca-file PATH]
                        [--bot-url URL --token T --encoding-aes-key K]   (webhook mode)
     wecom-actors chat  [--mode long-connection|webhook] [--handler echo|package.module:callable]
                        [--control-host H] [--control-port P]
@@ -90,7 +90,7 @@ def _fake_server(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, bot_id=args.bot_id, secret=args.secret,
             control_host=args.control_host, control_port=args.control_port,
             mode=args.mode or "long-connection", bot_url=args.bot_url, token=args.token,
-            encoding_aes_key=args.encoding_aes_key,
+            encoding_aes_key=args.encoding_aes_key, tls_ca_file=args.tls_ca_file,
         ),
     )
 
@@ -195,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=0, help="default: 0 (a free port)")
     fake.add_argument("--bot-id", help="the bot id to accept (default: any)")
     fake.add_argument("--secret", help="the secret to accept (default: any)")
+    fake.add_argument(
+        "--tls-ca-file",
+        metavar="PATH",
+        help="serve wss:// with a throwaway CA and write its certificate (PEM) to PATH",
+    )
     fake.add_argument("--bot-url", help="webhook mode: the bot's callback URL")
     fake.add_argument("--token", help="webhook mode: the bot's Token")
     fake.add_argument("--encoding-aes-key", help="webhook mode: the bot's EncodingAESKey")

@@ -23,6 +23,7 @@ from .config import BotConfig
 from .handlers.echo import echo, long_text
 from .testing import (
     Bubble,
+    FakeTLS,
     FakeWebhookWeCom,
     FakeWeCom,
     LongConnSimulator,
@@ -199,9 +200,12 @@ async def run_fake_server(
     *, host: str = "127.0.0.1", port: int = 0, bot_id: str | None = None, secret: str | None = None,
     control_host: str = "127.0.0.1", control_port: int = 0, mode: str = "long-connection",
     bot_url: str | None = None, token: str | None = None, encoding_aes_key: str | None = None,
-    bot_name: str = "Bot", print_fn: Callable[[str], None] = print, **fake_kwargs: Any,
+    bot_name: str = "Bot", tls_ca_file: str | None = None,
+    print_fn: Callable[[str], None] = print, **fake_kwargs: Any,
 ) -> int:
     """Serve the fake WeCom and its control API until cancelled, printing where they listen.
+    With ``tls_ca_file`` the long-connection endpoint is ``wss://`` with a throwaway CA, whose
+    certificate is written to that file for clients to trust.
 
     Long-connection mode: the WebSocket endpoint on ``host``/``port``. Webhook mode: the fake
     plays WeCom against ``bot_url`` (with ``token`` / ``encoding_aes_key``), polling streams."""
@@ -219,7 +223,8 @@ async def run_fake_server(
         else:
             bots = {bot_id or "fake-bot": secret or "fake-secret"}
             fake = FakeWeCom(bots=bots, **fake_kwargs)
-            await nursery.start(partial(serve_fake_openws, fake, host=host, port=port))
+            tls = FakeTLS.create() if tls_ca_file else None
+            await nursery.start(partial(serve_fake_openws, fake, host=host, port=port, tls=tls))
             sim = LongConnSimulator(fake, bot_name=bot_name)
             print_fn(f"fake WeCom (long connection) listening at {fake.url}")
             print_fn(f"media served from {fake.media_base_url}")
@@ -227,6 +232,10 @@ async def run_fake_server(
             print_fn(f"  WECOM_WS_URL={fake.url} WECOM_BOT_ID={fake.bot_id} WECOM_BOT_SECRET=<the secret> \\")
             print_fn("  WECOM_MEDIA_ALLOW_PRIVATE=1 wecom-actors run")
             print_fn(f"(the secret is {'the one you passed with --secret' if secret else 'fake-secret'})")
+            if tls is not None and tls_ca_file:
+                path = tls.write_ca(tls_ca_file).resolve()
+                print_fn(f"wss:// with a throwaway CA written to {path}; trust it with")
+                print_fn(f"  NODE_EXTRA_CA_CERTS={path} (Node), SSL_CERT_FILE={path} (OpenSSL default store)")
         control_url = await nursery.start(partial(serve_control_api, sim, host=control_host, port=control_port))
         for line in _control_lines(control_url):
             print_fn(line)

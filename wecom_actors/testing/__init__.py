@@ -38,6 +38,7 @@ from ._openws_records import (
     StreamView,
     UploadedMedia,
 )
+from ._openws_tls import FakeTLS
 from ._openws_views import DEFAULT_WAIT
 from ._state import FakeErrcode
 from ._webhook import (
@@ -61,6 +62,7 @@ __all__ = [
     "ConnectionView",
     "FakeErrcode",
     "FakeStatistics",
+    "FakeTLS",
     "FakeWeCom",
     "FakeWebhookErrcode",
     "FakeWebhookWeCom",

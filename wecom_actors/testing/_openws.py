@@ -29,6 +29,7 @@ from ._openws_drive import DriveMixin
 from ._openws_faults import FaultInjector
 from ._openws_records import Callback, RecordedFrame
 from ._openws_requests import RequestsMixin
+from ._openws_tls import FakeTLS
 from ._openws_views import ViewsMixin
 from ._state import BotState, Rules
 from ._wecom_ids import new_msgid
@@ -123,6 +124,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
         self._conns: dict[int, Conn] = {}
         self._history: dict[int, Conn] = {}  # closed connections, oldest first
         self._client_ssl: ssl.SSLContext | None = None
+        self._tls: FakeTLS | None = None
         self._nursery: trio.Nursery | None = None  # the serving nursery (second subscribers)
         self._live: dict[str, Conn] = {}  # bot_id -> the newest subscribed connection
         self._in_flight: set[tuple[str, str]] = set()  # (bot_id, req_id) being processed
@@ -294,7 +296,10 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
     async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
         """One accepted TCP connection (the handler of ``trio.serve_tcp``): never raises for a
         misbehaving client, so one bad connection cannot stop the server."""
-        stream = ControlledStream(tcp)
+        tls = self._tls
+        stream = ControlledStream(
+            tcp if tls is None else trio.SSLStream(tcp, tls.server_context, server_side=True), tcp
+        )
         try:
             async with trio.open_nursery() as nursery:
                 request = None
@@ -312,7 +317,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
                 await self._serve_conn(conn)
                 nursery.cancel_scope.cancel()
         except* (ConnectionClosed, trio_websocket.HandshakeError, trio.BrokenResourceError,
-                 trio.ClosedResourceError):  # fmt: skip
+                 trio.ClosedResourceError, ssl.SSLError):  # fmt: skip
             pass  # the client went away: that is its business, not the server's
         finally:
             with trio.CancelScope(shield=True):
@@ -368,16 +373,22 @@ async def serve_fake_openws(
     host: str = "127.0.0.1",
     port: int = 0,
     media_port: int = 0,
+    tls: FakeTLS | None = None,
     task_status: trio.TaskStatus[FakeWeCom] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve ``fake``: the WebSocket endpoint and the media HTTP server. ``started()`` with the
-    fake once both listen (``fake.url`` and ``fake.media_base_url`` set). Runs until cancelled."""
+    fake once both listen (``fake.url`` and ``fake.media_base_url`` set). Runs until cancelled.
+
+    With ``tls`` (see :class:`FakeTLS`) the endpoint is ``wss://`` and
+    :meth:`FakeWeCom.client_ssl_context` trusts it; the media server stays plain HTTP."""
     if fake._serving:
         raise RuntimeError("this FakeWeCom is already being served")
     fake._serving = True
     try:
         async with trio.open_nursery() as nursery:
             fake._nursery = nursery
+            fake._tls = tls
+            fake._client_ssl = None if tls is None else tls.client_context
             fake._t0 = trio.current_time()
             # One listener: a name resolving to several addresses would get several ports.
             listeners = await trio.open_tcp_listeners(port, host=host)
@@ -389,7 +400,8 @@ async def serve_fake_openws(
             fake.media_base_url = await nursery.start(
                 partial(serve_media, fake._media, host=host, port=media_port)
             )
-            fake.url = f"ws://[{host}]:{ws_port}" if ":" in host else f"ws://{host}:{ws_port}"
+            scheme = "ws" if tls is None else "wss"
+            fake.url = f"{scheme}://[{host}]:{ws_port}" if ":" in host else f"{scheme}://{host}:{ws_port}"
             task_status.started(fake)
             await trio.sleep_forever()
     finally:
@@ -400,13 +412,14 @@ async def serve_fake_openws(
 
 @asynccontextmanager
 async def open_fake_wecom(
-    *, host: str = "127.0.0.1", port: int = 0, media_port: int = 0, **kwargs: Any
+    *, host: str = "127.0.0.1", port: int = 0, media_port: int = 0, tls: FakeTLS | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[FakeWeCom]:
     """A served :class:`FakeWeCom` (``kwargs`` go to its constructor); stopped on exit."""
     fake = FakeWeCom(**kwargs)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            partial(serve_fake_openws, fake, host=host, port=port, media_port=media_port)
+            partial(serve_fake_openws, fake, host=host, port=port, media_port=media_port, tls=tls)
         )
         try:
             yield fake

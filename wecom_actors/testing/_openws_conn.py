@@ -21,8 +21,10 @@ __all__ = ["Conn", "ControlledStream"]
 class ControlledStream(trio.abc.Stream):
     """A socket stream the fake can abort or stall."""
 
-    def __init__(self, inner: trio.SocketStream) -> None:
+    def __init__(self, inner: trio.abc.Stream, tcp: trio.SocketStream | None = None) -> None:
         self._inner = inner
+        #: The TCP stream under ``inner`` (itself unless TLS is layered in between).
+        self._tcp = tcp if tcp is not None else inner
         #: Swallow what the client sends and send nothing (a half-open peer).
         self.stalled = False
 
@@ -48,7 +50,7 @@ class ControlledStream(trio.abc.Stream):
 
     def abort(self) -> None:
         """Close the socket now with SO_LINGER 0: the peer sees a reset, no close handshake."""
-        sock = self._inner.socket
+        sock = self._tcp.socket  # type: ignore[attr-defined]
         if sock.fileno() != -1:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()  # wakes any task blocked on the socket with ClosedResourceError
