@@ -298,7 +298,8 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
         misbehaving client, so one bad connection cannot stop the server."""
         tls = self._tls
         stream = ControlledStream(
-            tcp if tls is None else trio.SSLStream(tcp, tls.server_context, server_side=True), tcp
+            tcp if tls is None else trio.SSLStream(tcp, tls.server_context, server_side=True,
+                                              https_compatible=True), tcp
         )
         try:
             async with trio.open_nursery() as nursery:

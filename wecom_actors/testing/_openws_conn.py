@@ -46,7 +46,13 @@ class ControlledStream(trio.abc.Stream):
             # ever reaches the WebSocket layer; EOF still ends the connection.
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        try:
+            await self._inner.aclose()  # TLS: a close_notify, if the socket is still there
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # aborted or reset: nothing left to say goodbye on
+        finally:
+            if self._tcp is not self._inner:
+                await self._tcp.aclose()
 
     def abort(self) -> None:
         """Close the socket now with SO_LINGER 0: the peer sees a reset, no close handshake."""
