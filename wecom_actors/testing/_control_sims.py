@@ -30,6 +30,7 @@ __all__ = ["EventLog", "Simulator", "media_type"]
 logger = logging.getLogger("wecom_actors.testing.control")
 
 MAX_FRAME_TEXT = 8192  # characters of one raw frame in the frames panel and feed
+MAX_USER_MEDIA = 256 * 1024 * 1024  # bytes of user-sent media kept for display (oldest go first)
 
 
 def media_type(data: bytes, filename: str | None = None) -> str:
@@ -76,6 +77,7 @@ class Simulator:
         self._convs: dict[str, dict[str, Any]] = {}  # id -> {"id", "type", "members"}
         self._user_entries: dict[str, list[dict[str, Any]]] = {}
         self._user_media: dict[str, tuple[bytes, str, str | None]] = {}
+        self._user_media_bytes = 0
         self._media_ids = itertools.count(1)
         self._snapshot: dict[str, list[dict[str, Any]]] = {}
         self._status: dict[str, Any] = {}
@@ -191,6 +193,10 @@ class Simulator:
     def _keep(self, data: bytes, filename: str | None) -> str:
         key = f"u{next(self._media_ids)}"
         self._user_media[key] = (data, media_type(data, filename), filename)
+        self._user_media_bytes += len(data)
+        while self._user_media_bytes > MAX_USER_MEDIA and len(self._user_media) > 1:
+            oldest = next(iter(self._user_media))
+            self._user_media_bytes -= len(self._user_media.pop(oldest)[0])
         return key
 
     def _record(self, userid: str, chatid: str | None, entry: dict[str, Any],
