@@ -233,5 +233,57 @@ async def test_webhook_mode_the_fake_polls_the_bot() -> None:
                 await wait_for(http, "eve", lambda m: any(b.get("updates") for b in bot(m) if b["kind"] == "template_card"))
                 frames = (await http.get("/frames")).json()["frames"]
                 assert {f["cmd"] for f in frames} >= {"callback", "answer"}
+                first = json.loads(next(f["text"] for f in frames if f["cmd"] == "callback" and '"text"' in f["text"]))
+                assert first["msgid"].startswith("CAIQ")
+                assert "/cgi-bin/aibot/response?response_code=" in first["response_url"]
                 assert (await http.post("/faults", json={"kind": "drop"})).status_code == 400
         nursery.cancel_scope.cancel()
+
+
+async def test_every_message_type_and_feedback_reach_the_bot_as_wecom_shapes_them() -> None:
+    async with longconn() as (fake, http):
+        png = base64.b64encode(tiny_png()).decode()
+        sent = [
+            {"type": "voice", "userid": "fay", "text": "spoken words"},
+            {"type": "video", "userid": "fay", "data_base64": png},
+            {"type": "file", "userid": "fay", "data_base64": png, "filename": "pic.bin"},
+            {"type": "mixed", "userid": "fay", "items": [{"type": "text", "text": "look"},
+                                                         {"type": "image", "data_base64": png}]},
+            {"type": "mixed", "userid": "fay", "chatid": "G2", "items": [{"type": "text", "text": "@EchoBot here"}]},
+        ]  # fmt: skip
+        for body in sent:
+            r = await http.post("/messages", json=body)
+            assert r.status_code == 202, r.text
+        r = await http.post("/feedback", json={"userid": "fay", "feedback_id": "fb-9", "type": 2, "content": "meh"})
+        assert r.status_code == 202, r.text
+        pushed = [f.body for f in fake.frames if f.direction == "out" and f.cmd in ("aibot_msg_callback", "aibot_event_callback")]
+        kinds = [b["msgtype"] for b in pushed]
+        assert kinds == ["voice", "video", "file", "mixed", "mixed", "event"]
+        assert pushed[0]["voice"] == {"content": "spoken words"}
+        assert set(pushed[1]["video"]) == {"url", "aeskey"}
+        assert pushed[4]["chatid"] == "G2" and pushed[4]["chattype"] == "group"
+        assert pushed[5]["event"]["feedback_event"] == {"id": "fb-9", "type": 2, "content": "meh"}
+        msgs = await wait_for(http, "fay", lambda m: len(m) >= 5)
+        users = [m for m in msgs if m["from"] != "bot"]
+        assert [m["kind"] for m in users] == ["voice", "video", "file", "mixed", "feedback_event"]
+        assert users[2]["content"] == "pic.bin" and users[3]["parts"][0] == "look"
+
+
+async def test_the_feed_resumes_after_a_given_event_id() -> None:
+    async with longconn() as (_fake, http):
+        await http.post("/messages", json={"type": "text", "userid": "gus", "text": "one"})
+        await wait_for(http, "gus", lambda m: bot(m) and bot(m)[-1]["finished"])
+
+        async def read_ids(headers: dict[str, str]) -> list[int]:
+            ids: list[int] = []
+            with trio.move_on_after(1):
+                async with http.stream("GET", "/events", headers=headers) as r:
+                    async for line in r.aiter_lines():
+                        if line.startswith("id: "):
+                            ids.append(int(line[4:]))
+            return ids
+
+        everything = await read_ids({})
+        assert everything == sorted(everything) and everything[0] == 1
+        resumed = await read_ids({"last-event-id": str(everything[-3])})
+        assert resumed[:2] == everything[-2:]
