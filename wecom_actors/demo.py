@@ -6,10 +6,10 @@ prints what the user would see. Every step is checked; a step that goes wrong fa
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import random
 import secrets
+import string
 import struct
 import zlib
 from collections.abc import Callable
@@ -253,8 +253,9 @@ async def run_chat(
     async with trio.open_nursery() as nursery:
         sim: Simulator
         if mode == "webhook":
-            token = secrets.token_urlsafe(12)
-            key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            alphabet = string.ascii_letters + string.digits  # what WeCom's console generates
+            token = "".join(secrets.choice(alphabet) for _ in range(16))
+            key = "".join(secrets.choice(alphabet) for _ in range(43))
             config = BotConfig(mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1",
                                port=0, media_allow_private=True)  # fmt: skip
             handle = await nursery.start(_serve_reporting, config, handler, print_fn)
