@@ -241,6 +241,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
     def _abort(self, conn: Conn) -> None:
         conn.closing = True
         self._mark_close(conn, 1006, "aborted by the fake")
+        conn.close_done.set()  # no close handshake to wait for
         conn.stream.abort()
         self._notify()
 
