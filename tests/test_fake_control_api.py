@@ -287,3 +287,57 @@ async def test_the_feed_resumes_after_a_given_event_id() -> None:
         assert everything == sorted(everything) and everything[0] == 1
         resumed = await read_ids({"last-event-id": str(everything[-3])})
         assert resumed[:2] == everything[-2:]
+
+
+async def test_redelivery_of_a_callback_in_long_connection_mode() -> None:
+    async with longconn() as (fake, http):
+        first = await post_ok(http, "/messages", {"type": "text", "userid": "hal", "text": "once"})
+        await fake.wait_stream_finished(first["req_id"], timeout=10)
+        r = await http.post("/faults", json={"kind": "redeliver", "msgid": first["msgid"]})
+        assert r.status_code == 200, r.text
+        again = r.json()["redelivered"]
+        assert again["msgid"] == first["msgid"] and again["req_id"] != first["req_id"]
+        bodies = [f.body for f in fake.frames if f.direction == "out" and f.cmd == "aibot_msg_callback"]
+        assert [b["msgid"] for b in bodies].count(first["msgid"]) == 2
+        assert bodies[-1]["text"] == {"content": "once"}
+        r = await http.post("/faults", json={"kind": "redeliver", "msgid": "CAIQnope"})
+        assert r.status_code == 404
+        assert (await http.post("/faults", json={"kind": "media", "media": "not-found"})).status_code == 400
+
+
+async def post_ok(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = await http.post(path, json=body)
+    assert r.status_code in (200, 202), r.text
+    return r.json()
+
+
+async def test_webhook_faults_media_and_redelivery() -> None:
+    config = BotConfig(mode="webhook", token=TOKEN, encoding_aes_key=KEY, host="127.0.0.1", port=0,
+                       media_allow_private=True)  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(serve_bot, config, "echo")
+        bot_url = f"http://127.0.0.1:{handle.runtime.port}{config.callback_path}"
+        async with open_fake_webhook(bot_url, token=TOKEN, encoding_aes_key=KEY, poll_interval=0.05) as fake:
+            url = await nursery.start(serve_control_api, WebhookSimulator(fake))
+            async with httpx.AsyncClient(base_url=url + "/api/v1", timeout=10) as http:
+                assert (await post_ok(http, "/faults", {"kind": "media", "media": "not-found"}))["next_media"] == "not-found"
+                png = base64.b64encode(tiny_png()).decode()
+                sent = await post_ok(http, "/messages", {"type": "image", "userid": "ivy", "data_base64": png})
+                await wait_for(http, "ivy", lambda m: bool(bot(m)) and bot(m)[-1]["finished"])
+                payload = next(v.payload for v in fake.views if v.msgid == sent["msgid"])
+                async with httpx.AsyncClient(timeout=10) as plain:
+                    assert (await plain.get(payload["image"]["url"])).status_code == 404
+                # the fault was used up: the next image is served
+                sent2 = await post_ok(http, "/messages", {"type": "image", "userid": "ivy", "data_base64": png})
+                await wait_for(http, "ivy", lambda m: sum(b["finished"] for b in bot(m)) >= 2)
+                payload2 = next(v.payload for v in fake.views if v.msgid == sent2["msgid"])
+                async with httpx.AsyncClient(timeout=10) as plain:
+                    assert (await plain.get(payload2["image"]["url"])).status_code == 200
+                again = await post_ok(http, "/faults", {"kind": "redeliver", "msgid": sent2["msgid"]})
+                assert again["redelivered"]["msgid"] == sent2["msgid"]
+                with trio.fail_after(10):
+                    while True:  # the redelivery runs in the background: poll the fake
+                        if [v.msgid for v in fake.views].count(sent2["msgid"]) == 2:
+                            break
+                        await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()

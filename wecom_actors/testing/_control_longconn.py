@@ -90,12 +90,29 @@ class LongConnSimulator(Simulator):
             faults.delay_acks(kw["seconds"], cmd=kw.get("cmd"), count=kw.get("count") or 1)
         elif kind == "drop_acks":
             faults.drop_acks(cmd=kw.get("cmd") or "ping", count=kw.get("count"))
+        elif kind == "redeliver":
+            return await self._redeliver(kw.get("msgid"))
+        elif kind == "media":
+            raise BadRequest(400, "media faults apply to webhook mode only")
         elif kind == "refuse_auth":
             faults.refuse_auth(kw.get("count"), kw.get("errcode") or 600041)
         else:
             faults.clear()
         self.refresh()
         return {} if hit is None else {"connections_hit": hit}
+
+    async def _redeliver(self, msgid: str | None) -> dict[str, Any]:
+        """WeCom delivering a callback again ("可能因为网络等原因重复回调"): same body, new req_id."""
+        if not msgid:
+            raise BadRequest(400, "redeliver needs the msgid of a callback the fake delivered")
+        for f in reversed(self.fake.frames):
+            body = f.body
+            if (f.direction == "out" and f.cmd in ("aibot_msg_callback", "aibot_event_callback")
+                    and isinstance(body, dict) and body.get("msgid") == msgid):  # fmt: skip
+                result = await self._push(self.fake.send_callback, f.cmd, dict(body))
+                self.refresh()
+                return {"redelivered": result}
+        raise BadRequest(404, f"no callback with msgid {msgid!r} was delivered")
 
     # --- views -----------------------------------------------------------------------------------
 

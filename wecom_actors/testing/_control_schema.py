@@ -95,12 +95,14 @@ class FeedbackIn(_In):
 
 
 class FaultIn(_In):
-    """``POST /api/v1/faults``: break the connection (long-connection mode)."""
+    """``POST /api/v1/faults``: break things (most kinds in long-connection mode only)."""
 
     kind: Literal[
         "drop", "stall", "close", "kick", "kick_second_subscriber", "ack_errors", "delay_acks",
-        "drop_acks", "refuse_auth", "clear",
+        "drop_acks", "refuse_auth", "clear", "redeliver", "media",
     ]  # fmt: skip
+    msgid: Annotated[str, msgspec.Meta(min_length=1, max_length=256)] | None = None
+    media: Literal["bad-padding", "not-found"] | None = None
     code: Annotated[int, msgspec.Meta(ge=1000, le=4999)] | None = None
     reason: Annotated[str, msgspec.Meta(max_length=120)] | None = None
     errcode: int | None = None

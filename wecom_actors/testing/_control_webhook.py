@@ -38,6 +38,7 @@ class WebhookSimulator(Simulator):
         self._frames: deque[dict[str, Any]] = deque(maxlen=_FRAMES_KEPT)
         self._frame_seq = 0
         self._seen: dict[int, tuple[int, int]] = {}  # id(view) -> (answers, pushes) logged
+        self._media_fault: str | None = None  # for the next image / file / video
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -75,8 +76,11 @@ class WebhookSimulator(Simulator):
             body = f.message(m.userid, "mixed", {"mixed": {"msg_item": items}}, chatid=m.chatid)
         else:
             filename = (m.filename or "file.bin") if m.type == "file" else None
-            url = f.add_media(payload, filename=filename)
+            url = f.add_media(payload, filename=filename, fault=self._media_fault)
             body = f.message(m.userid, m.type, {m.type: {"url": url}})
+            result = self._start(body)
+            self._media_fault = None  # used up only once the message is on its way
+            return result
         return self._start(body)
 
     async def _do_enter_chat(self, e: EnterChatIn) -> dict[str, Any]:
@@ -100,7 +104,18 @@ class WebhookSimulator(Simulator):
                                            response_url=False))  # fmt: skip
 
     async def fault(self, kind: str, **kw: Any) -> dict[str, Any]:
-        raise BadRequest(400, "faults apply to long-connection mode only")
+        if kind == "media":
+            if kw.get("media") is None:
+                raise BadRequest(400, "a media fault needs media: bad-padding or not-found")
+            self._media_fault = kw["media"]
+            return {"next_media": self._media_fault}
+        if kind == "redeliver":
+            msgid = kw.get("msgid")
+            view = self._views().get(msgid or "")
+            if view is None:
+                raise BadRequest(404, f"no callback with msgid {msgid!r} was delivered")
+            return {"redelivered": self._start(json.loads(json.dumps(view.payload)))}
+        raise BadRequest(400, f"the {kind} fault applies to long-connection mode only")
 
     # --- views -----------------------------------------------------------------------------------
 
