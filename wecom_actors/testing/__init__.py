@@ -13,6 +13,9 @@
             assert view.content == "Hello!"
 
 See ``docs/testing-fake-openws.md`` for the guide, the rules the fake enforces and its errcodes.
+``FakeWebhookWeCom`` plays WeCom against a webhook bot. ``serve_control_api`` serves either fake
+(through ``LongConnSimulator`` / ``WebhookSimulator``) over HTTP + JSON with a chat page, for
+bots in any language and for people: ``docs/testing-control-api.md``.
 """
 
 from ._control_app import serve_control_api
