@@ -110,3 +110,33 @@ async def test_chat_starts_fake_bot_and_page() -> None:
 def test_bad_settings_exit_2_naming_the_flag(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == cli.EXIT_CONFIG
     assert needle in capsys.readouterr().err
+
+
+async def test_fake_server_in_webhook_mode_calls_the_bot() -> None:
+    from wecom_actors import BotConfig, serve_bot
+
+    token, key = "QDG6eK", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+    config = BotConfig(mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1", port=0,
+                       media_allow_private=True)  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(serve_bot, config, "echo")
+        bot_url = f"http://127.0.0.1:{handle.runtime.port}{config.callback_path}"
+        proc, lines = await _start("fake-server", "--mode", "webhook", "--bot-url", bot_url,
+                                   "--token", token, "--encoding-aes-key", key)  # fmt: skip
+        try:
+            assert not any(key in line or token in line for line in lines)  # secrets never printed
+            base = _url(lines, "control API")
+            async with httpx.AsyncClient(base_url=base + "/api/v1", timeout=10) as http:
+                assert (await http.get("/status")).json()["mode"] == "webhook"
+                r = await http.post("/messages", json={"type": "text", "userid": "jo", "text": "over webhook"})
+                assert r.status_code == 202, r.text
+                with trio.fail_after(20):
+                    while True:  # another process: polled over HTTP
+                        msgs = (await http.get("/conversations/jo")).json()["messages"]
+                        if msgs[-1]["from"] == "bot" and msgs[-1]["finished"]:
+                            break
+                        await trio.sleep(0.05)
+                assert msgs[-1]["content"] == "over webhook"
+        finally:
+            assert await _stop(proc) == 0
+        nursery.cancel_scope.cancel()
