@@ -27,7 +27,7 @@ def _renamed(fn: _F) -> _F:
     now name them after the protocol's fields, ``userid=`` / ``chatid=``."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
         for old, new in _OLD_NAMES.items():
             if old in kwargs:
                 if new in kwargs:
@@ -35,7 +35,7 @@ def _renamed(fn: _F) -> _F:
                 warnings.warn(f"{fn.__name__}({old}=...) is deprecated: use {new}=",
                               DeprecationWarning, stacklevel=2)  # fmt: skip
                 kwargs[new] = kwargs.pop(old)
-        return fn(*args, **kwargs)
+        return await fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
