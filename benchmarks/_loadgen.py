@@ -183,7 +183,7 @@ def _summary(
 
 async def _push(fake: BenchFake, text: str, user: str, bot_id: str) -> tuple[str, float]:
     t0 = trio.current_time()
-    cb = await fake.send_text(text, user=user, bot_id=bot_id)
+    cb = await fake.send_text(text, userid=user, bot_id=bot_id)
     fake.reply(cb.req_id)
     return cb.req_id, t0
 
@@ -318,7 +318,7 @@ async def cmd_release(
     progress = _Progress(cmd_id, len(held.sent))
     t_first = trio.current_time()
     with trio.move_on_after(timeout):
-        await fake.send_text("/release", user="releaser", bot_id=bot_id)
+        await fake.send_text("/release", userid="releaser", bot_id=bot_id)
         await _all_finished(fake, held.sent, progress)
     result = _summary(fake, held.sent, t_first=t_first, t_end=trio.current_time())
     result.pop("latencies")
@@ -370,7 +370,7 @@ async def main(bots: dict[str, str], host: str) -> None:
                 elif op == "say":
                     with trio.fail_after(float(cmd.get("timeout", 60.0))):
                         cb = await fake.send_text(
-                            cmd["text"], user=cmd.get("user", "operator"), bot_id=cmd["bot_id"]
+                            cmd["text"], userid=cmd.get("user", "operator"), bot_id=cmd["bot_id"]
                         )
                         r = await _finished(fake, cb.req_id)
                     result = {"content": r.content}

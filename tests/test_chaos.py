@@ -47,7 +47,7 @@ async def test_random_drops_lose_and_duplicate_nothing(
                 text = expected = f"message {n} from {user}"
             while True:
                 try:
-                    await fake.send_text(text, user=user)
+                    await fake.send_text(text, userid=user)
                     break
                 except NotConnected:
                     await trio.sleep(0.05)  # WeCom holds it until the bot is back
@@ -88,7 +88,7 @@ async def test_stream_timers_return_to_zero_once_streams_finish(autojump_clock: 
         await fake.wait_until(lambda: (fake.stream(slow.req_id) is not None))
         # A stream in flight holds its 6-minute window timer (and maybe a coalescing pause).
         assert bot.statistics().pending_timers >= 1
-        callbacks = [await fake.send_text(f"quick {n}", user=f"u{n % 7}") for n in range(200)]
+        callbacks = [await fake.send_text(f"quick {n}", userid=f"u{n % 7}") for n in range(200)]
         for cb in [*callbacks, slow]:
             await fake.wait_stream_finished(cb.req_id)
         await trio.testing.wait_all_tasks_blocked()

@@ -103,7 +103,7 @@ async def test_program_runs_against_the_fake(name, code, tmp_path):
         process: trio.Process = await nursery.start(run)
         with trio.fail_after(60):
             await fake.wait_subscribed()
-            callback = await fake.send_text("hello from the docs", user="alice")
+            callback = await fake.send_text("hello from the docs", userid="alice")
             view = await fake.wait_stream_finished(callback.req_id)
         assert view.content.strip() == "hello from the docs"
         process.send_signal(signal.SIGTERM)

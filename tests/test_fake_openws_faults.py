@@ -91,7 +91,7 @@ async def test_fault_stall_is_half_open(autojump_clock: trio.testing.MockClock) 
 async def test_fault_ack_errors_are_not_applied() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom() as fake, connect(fake) as c:
-            cb = await push_text(fake, c, user="U")
+            cb = await push_text(fake, c, userid="U")
             fake.faults.ack_errors(846609, cmd="aibot_send_msg", count=2, errmsg="boom")
             assert (await c.request("ping"))["errcode"] == 0
             assert (await c.stream(cb, "S", "a"))["errcode"] == 0

@@ -25,7 +25,7 @@ async def test_group_mixed_message_and_duplicate_delivery() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom() as fake, connect(fake) as c:
             image = bytes(range(256)) * 3
-            cb = await fake.send_mixed(["@Bot look", image], user="U", chat="G")
+            cb = await fake.send_mixed(["@Bot look", image], userid="U", chatid="G")
             frame = await c.recv()
             body = frame["body"]
             assert frame["cmd"] == "aibot_msg_callback" and body == cb.body
@@ -110,7 +110,7 @@ async def test_chunked_upload_and_media_reply() -> None:
             media_id = ack["body"]["media_id"]
             uploaded = fake.media(media_id)
             assert uploaded is not None and uploaded.data == data and uploaded.type == "image"
-            cb = await push_text(fake, c, user="U")
+            cb = await push_text(fake, c, userid="U")
             reply = {"msgtype": "image", "image": {"media_id": media_id}}
             assert (await c.reply(cb, reply))["errcode"] == 0
             (bubble,) = fake.conversation("U")

@@ -26,7 +26,7 @@ from .fake_openws_helpers import OK_ACK, connect, md, push_text
 async def test_streamed_reply_in_three_chunks_full_replace() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom() as fake, connect(fake) as c:
-            cb = await push_text(fake, c, "hi", user="U")
+            cb = await push_text(fake, c, "hi", userid="U")
             for content, finish in [("He", False), ("Hello", False), ("Hello world", True)]:
                 ack = await c.stream(cb, "ST1", content, finish)
                 assert ack == {"headers": {"req_id": cb}, **OK_ACK}
@@ -153,7 +153,7 @@ async def test_stream_expires_after_six_minutes(autojump_clock: trio.testing.Moc
 async def test_enter_chat_welcome_rules(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(100):
         async with open_fake_wecom() as fake, connect(fake) as c:
-            ev = await fake.send_enter_chat(user="U")
+            ev = await fake.send_enter_chat(userid="U")
             frame = await c.recv()
             assert frame["cmd"] == "aibot_event_callback"
             body = frame["body"]
@@ -171,12 +171,12 @@ async def test_enter_chat_welcome_rules(autojump_clock: trio.testing.MockClock) 
             assert ack["errcode"] == 846605  # one welcome per event
             (bubble,) = fake.conversation("U")
             assert (bubble.kind, bubble.content) == ("text", "欢迎")
-            late = await fake.send_enter_chat(user="U")
+            late = await fake.send_enter_chat(userid="U")
             await c.recv()
             await trio.sleep(5.1)
             ack = await c.request("aibot_respond_welcome_msg", welcome, req_id=late.req_id)
             assert ack["errcode"] == 846605
-            cb = await push_text(fake, c, user="U")  # a message req_id is no welcome req_id
+            cb = await push_text(fake, c, userid="U")  # a message req_id is no welcome req_id
             ack = await c.request("aibot_respond_welcome_msg", welcome, req_id=cb)
             assert ack["errcode"] == 846605
 
@@ -184,7 +184,7 @@ async def test_enter_chat_welcome_rules(autojump_clock: trio.testing.MockClock) 
 async def test_card_reply_click_update(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(100):
         async with open_fake_wecom() as fake, connect(fake) as c:
-            cb3 = await push_text(fake, c, user="U")
+            cb3 = await push_text(fake, c, userid="U")
             card = {
                 "card_type": "button_interaction",
                 "main_title": {"title": "Confirm?"},
@@ -195,7 +195,7 @@ async def test_card_reply_click_update(autojump_clock: trio.testing.MockClock) -
                 "headers": {"req_id": cb3},
                 **OK_ACK,
             }
-            ev2 = await fake.send_card_click("T1", "ok", user="U")
+            ev2 = await fake.send_card_click("T1", "ok", userid="U")
             frame = await c.recv()
             event = frame["body"]["event"]
             assert event == {
@@ -253,12 +253,12 @@ async def test_proactive_push_needs_a_prior_message() -> None:
         async with open_fake_wecom() as fake, connect(fake) as c:
             ack = await c.request("aibot_send_msg", md("**ping**", "U"))
             assert ack["errcode"] == FakeErrcode.CONVERSATION_NOT_OPEN
-            await fake.send_enter_chat(user="U")  # an event is not a message
+            await fake.send_enter_chat(userid="U")  # an event is not a message
             await c.recv()
             ack = await c.request("aibot_send_msg", md("**ping**", "U"))
             assert ack["errcode"] == FakeErrcode.CONVERSATION_NOT_OPEN
-            await push_text(fake, c, user="U")
-            await push_text(fake, c, user="U", chat="G")
+            await push_text(fake, c, userid="U")
+            await push_text(fake, c, userid="U", chatid="G")
             ack = await c.request("aibot_send_msg", md("**ping**", "U"), req_id="aibot_send_msg_1")
             assert ack == {"headers": {"req_id": "aibot_send_msg_1"}, **OK_ACK}
             assert (await c.request("aibot_send_msg", md("group", "G")))["errcode"] == 0
@@ -272,14 +272,14 @@ async def test_proactive_push_needs_a_prior_message() -> None:
 async def test_rate_limit_per_minute(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(1000):
         async with open_fake_wecom() as fake, connect(fake) as c:
-            cb = await push_text(fake, c, user="U")
+            cb = await push_text(fake, c, userid="U")
             for i in range(5):  # a stream is one message, however many frames
                 assert (await c.stream(cb, "S", "x" * (i + 1), finish=i == 4))["errcode"] == 0
             for _ in range(29):
                 assert (await c.request("aibot_send_msg", md("p", "U")))["errcode"] == 0
             ack = await c.request("aibot_send_msg", md("31st", "U"))
             assert ack["errcode"] == FakeErrcode.RATE_LIMITED == 45009
-            other = await push_text(fake, c, user="V")  # limits are per conversation
+            other = await push_text(fake, c, userid="V")  # limits are per conversation
             assert (await c.reply(other, md("fine")))["errcode"] == 0
             await trio.sleep(60)
             assert (await c.request("aibot_send_msg", md("later", "U")))["errcode"] == 0
@@ -289,7 +289,7 @@ async def test_rate_limit_per_minute(autojump_clock: trio.testing.MockClock) -> 
 async def test_rate_limit_per_hour(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(100_000):
         async with open_fake_wecom(idle_timeout=None) as fake, connect(fake) as c:
-            await push_text(fake, c, user="U")
+            await push_text(fake, c, userid="U")
             sent = 0
             while sent < 1000:
                 for _ in range(30):
@@ -305,7 +305,7 @@ async def test_rate_limit_per_hour(autojump_clock: trio.testing.MockClock) -> No
 async def test_rate_limit_off() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom(rate_limit=False) as fake, connect(fake) as c:
-            await push_text(fake, c, user="U")
+            await push_text(fake, c, userid="U")
             for _ in range(40):
                 assert (await c.request("aibot_send_msg", md("p", "U")))["errcode"] == 0
 

@@ -116,7 +116,7 @@ async def test_drop_mid_stream_then_stale_req_id(
     with trio.fail_after(100):
         async with open_fake_wecom(stale_req_ids_after_reconnect=stale) as fake:
             async with connect(fake) as a:
-                cb1 = await push_text(fake, a, user="U")
+                cb1 = await push_text(fake, a, userid="U")
                 assert (await a.stream(cb1, "ST1", "He"))["errcode"] == 0
                 assert fake.faults.drop() == 1
                 with pytest.raises(ConnectionClosed) as exc:
@@ -153,7 +153,7 @@ async def test_second_subscriber_kicks_the_first() -> None:
 async def test_kick_without_close_leaves_a_half_alive_socket() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom() as fake, connect(fake) as a:
-            cb = await push_text(fake, a, user="U")
+            cb = await push_text(fake, a, userid="U")
             assert fake.faults.kick(close=False) == 1
             assert (await a.recv())["body"]["event"]["eventtype"] == "disconnected_event"
             assert (await a.request("ping"))["errcode"] == 0

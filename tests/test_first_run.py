@@ -111,7 +111,7 @@ async def test_a_first_push_to_a_stranger_is_a_plain_explained_ack_error(autojum
         assert "has never written to the bot" in str(info.value) and "'stranger'" in str(info.value)
         with trio.fail_after(5):
             async with wecom_actors.open_bot(config, "echo") as bot:
-                await fake.send_text("hi", user="friend")
+                await fake.send_text("hi", userid="friend")
                 await fake.wait_until(lambda: bool(fake.conversation("friend")))
                 await bot.send_markdown("friend", "hello again")  # once the user wrote, it goes
         assert [b.content for b in fake.conversation("friend")][-1] == "hello again"

@@ -179,7 +179,7 @@ async def test_one_bot_kicked_out_stops_alone_and_shows_in_readyz_and_metrics(
                 await fake.wait_until(lambda: "ops" in handle.errors)
                 assert isinstance(handle.errors["ops"], KickedOut)
 
-                cb = await fake.send_text("still here", user="alice", bot_id="bot-a")
+                cb = await fake.send_text("still here", userid="alice", bot_id="bot-a")
                 view = await fake.wait_stream_finished(cb.req_id)
                 assert view.content == "still here"
 

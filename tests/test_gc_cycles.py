@@ -54,7 +54,7 @@ async def test_echo_messages_leave_no_cyclic_garbage(
 
         async def user(u: int) -> None:
             for i in range(MESSAGES // USERS):
-                cb = await fake.send_text(f"message {i} from {u}", user=f"user{u}")
+                cb = await fake.send_text(f"message {i} from {u}", userid=f"user{u}")
                 assert (await fake.wait_stream_finished(cb.req_id)).content == f"message {i} from {u}"
 
         async with trio.open_nursery() as users:

@@ -113,7 +113,7 @@ async def test_a_long_answer_continues_in_messages(autojump_clock: trio.testing.
     tokens = ["第" + "x" * 97 + "\n" for _ in range(450)]  # 45 000 bytes, 100 a line
     whole = "".join(tokens)
     async with llm_bot(FakeAnswer(content=tokens, delay=0.001)) as (fake, _, _):
-        cb = await fake.send_text("a long one please", user="erin")
+        cb = await fake.send_text("a long one please", userid="erin")
         view = await fake.wait_stream_finished(cb.req_id)
         assert len(view.content.encode()) <= 20480 and view.rejected_frames == 0
         await fake.wait_until(lambda: len(fake.conversation("erin")) == 3)
@@ -193,7 +193,7 @@ async def test_memory_is_per_sender_in_a_group_and_reset_clears_it(autojump_cloc
         return FakeAnswer(content=[f"ok: {body['messages'][-1]['content']}"])
 
     async def ask(fake: FakeWeCom, text: str, user: str, chat: str | None = "G1") -> str:
-        cb = await fake.send_text(text, user=user, chat=chat)
+        cb = await fake.send_text(text, userid=user, chatid=chat)
         return (await fake.wait_stream_finished(cb.req_id)).content
 
     async with llm_bot(answer, system_prompt="") as (fake, model, _):
@@ -252,7 +252,7 @@ async def test_images_and_a_text_only_model(autojump_clock: trio.testing.MockClo
 
 async def test_welcome_and_events(autojump_clock: trio.testing.MockClock) -> None:
     async with llm_bot(FakeAnswer(content=["x"]), welcome="Hi from the model bot") as (fake, model, _):
-        await fake.send_enter_chat(user="carol")
+        await fake.send_enter_chat(userid="carol")
         await fake.wait_until(lambda: any(b.kind == "text" for b in fake.conversation("carol")))
         assert [b.content for b in fake.conversation("carol")] == ["Hi from the model bot"]
         assert model.requests == []

@@ -45,11 +45,11 @@ async def test_startup_and_turn_lines_as_json_with_secrets_masked(autojump_clock
     async with open_fake_wecom() as fake:
         config = wecom_actors.BotConfig(mode="long-connection", bot_id=fake.bot_id, bot_secret=fake.secret, ws_url=fake.url)
         async with wecom_actors.open_bot(config, failing):
-            cb = await fake.send_text("hi", user="alice")
+            cb = await fake.send_text("hi", userid="alice")
             await fake.wait_stream_finished(cb.req_id)
-            cb = await fake.send_text("boom", user="bob")
+            cb = await fake.send_text("boom", userid="bob")
             await fake.wait_stream_finished(cb.req_id)
-            await fake.send_enter_chat(user="carol")
+            await fake.send_enter_chat(userid="carol")
             await trio.sleep(1)  # the event's turn ends at once (no reply)
     records = json_logs()
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)

@@ -77,7 +77,7 @@ async def test_text_is_echoed_in_two_frames_with_the_exact_final_text(autojump_c
             await trio.sleep(1)
             assert [s["content"] for s in accepted_finals(fake, cb.req_id)] == ["你好, wecom actors!"]
             # A group message: the bot's mention is stripped and the session is the chat.
-            cb = await fake.send_text("@EchoBot hi all", chat="G1", user="bob")
+            cb = await fake.send_text("@EchoBot hi all", chatid="G1", userid="bob")
             view = await fake.wait_stream_finished(cb.req_id)
             assert view.content == "hi all"
             assert [b.content for b in fake.conversation("G1")] == ["hi all"]
@@ -103,15 +103,15 @@ async def test_slow_stream_is_coalesced_and_exact(autojump_clock: trio.testing.M
 async def test_events_welcome_card_update_and_feedback(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         async with echo_bot() as (fake, _, _):
-            await fake.send_enter_chat(user="carol")
+            await fake.send_enter_chat(userid="carol")
             await fake.wait_until(lambda: any(b.kind == "text" for b in fake.conversation("carol")))
             welcome = [b for b in fake.conversation("carol") if b.kind == "text"]
             assert welcome and welcome[0].time_first < 5
-            cb = await fake.send_text("/card", user="carol")
+            cb = await fake.send_text("/card", userid="carol")
             await fake.wait_until(lambda: any(b.kind == "template_card" for b in fake.conversation("carol")))
             card = next(b for b in fake.conversation("carol") if b.kind == "template_card").card
             assert card is not None and [b["key"] for b in card["button_list"]] == ["yes", "no"]
-            await fake.send_card_click(card["task_id"], "yes", user="carol")
+            await fake.send_card_click(card["task_id"], "yes", userid="carol")
             await fake.wait_until(
                 lambda: next(b for b in fake.conversation("carol") if b.kind == "template_card").updates == 1
             )
@@ -119,7 +119,7 @@ async def test_events_welcome_card_update_and_feedback(autojump_clock: trio.test
             assert updated.card is not None and updated.card["task_id"] == card["task_id"]
             assert "yes" in updated.card["main_title"]["title"]
             before = len(fake.frames)
-            await fake.send_feedback("fb-1", user="carol")
+            await fake.send_feedback("fb-1", userid="carol")
             await trio.sleep(1)
             assert not [f for f in fake.frames[before:] if f.direction == "in" and f.cmd != "ping"]
             del cb
@@ -146,11 +146,11 @@ async def test_media_is_downloaded_decrypted_and_hashed(autojump_clock: trio.tes
 async def test_push_and_long_replies(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(60):
         async with echo_bot() as (fake, _, _):
-            cb = await fake.send_text("/push **hello** there", user="dave")
+            cb = await fake.send_text("/push **hello** there", userid="dave")
             await fake.wait_until(lambda: any(b.kind == "markdown" for b in fake.conversation("dave")))
             kinds = [(b.kind, b.content) for b in fake.conversation("dave")]
             assert ("stream", "ok") in kinds and ("markdown", "**hello** there") in kinds
-            cb = await fake.send_text("/long 45000", user="erin")
+            cb = await fake.send_text("/long 45000", userid="erin")
             await fake.wait_stream_finished(cb.req_id)
             await fake.wait_until(lambda: len(fake.conversation("erin")) == 3)
             parts = [b.content for b in fake.conversation("erin")]
@@ -178,7 +178,7 @@ async def test_200_messages_from_50_users_each_answered_exactly_once(autojump_cl
 
                     async def user(u: int = u) -> None:
                         for m in range(4):
-                            cb = await fake.send_text(f"u{u} m{m}", user=f"user{u}")
+                            cb = await fake.send_text(f"u{u} m{m}", userid=f"user{u}")
                             sent[cb.req_id] = f"u{u} m{m}"
 
                     users.start_soon(user)

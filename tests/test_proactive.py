@@ -56,7 +56,7 @@ async def _serve(config: BotConfig, *, task_status: trio.TaskStatus[BotHandle]) 
 
 async def user_writes(fake: FakeWeCom, user: str = "alice", *, chat: str | None = None) -> None:
     """The precondition of every push: the chat has written to the bot (§3.8)."""
-    cb = await fake.send_text("hi", user=user, chat=chat)
+    cb = await fake.send_text("hi", userid=user, chatid=chat)
     await fake.wait_stream_finished(cb.req_id)
 
 

@@ -52,9 +52,9 @@ async def test_a_slow_conversation_does_not_hold_up_others(autojump_clock: trio.
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
                 await nursery.start(serve, bot_config(fake), handler)
-                await fake.send_text("zzz", user="slowpoke")
+                await fake.send_text("zzz", userid="slowpoke")
                 t0 = trio.current_time()
-                cb = await fake.send_text("quick", user="bob")
+                cb = await fake.send_text("quick", userid="bob")
                 await fake.wait_stream_finished(cb.req_id)
                 assert trio.current_time() - t0 < 1
                 nursery.cancel_scope.cancel()
@@ -69,7 +69,7 @@ async def test_messages_during_a_drain_get_a_restart_notice(autojump_clock: trio
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
                 bot = await nursery.start(serve, bot_config(fake), slow)
-                await fake.send_text("first", user="u1")
+                await fake.send_text("first", userid="u1")
                 await trio.sleep(0.5)
                 drained: list[bool] = []
 
@@ -78,7 +78,7 @@ async def test_messages_during_a_drain_get_a_restart_notice(autojump_clock: trio
 
                 nursery.start_soon(drain)
                 await trio.sleep(0.1)
-                await fake.send_text("late", user="u2")
+                await fake.send_text("late", userid="u2")
                 await fake.wait_until(lambda: bool(drained))
                 assert drained == [True]
                 assert [b.content for b in fake.conversation("u1")] == ["finished"]

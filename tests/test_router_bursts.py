@@ -96,7 +96,7 @@ async def test_a_burst_of_2000_messages_gets_2000_answers_and_no_busy(autojump_c
         callbacks = []
         for i in range(100):  # 20 users x 100 messages, all pushed at once
             for u in range(20):
-                callbacks.append((await fake.send_text(f"u{u} m{i}", user=f"user{u}"), f"u{u} m{i}"))
+                callbacks.append((await fake.send_text(f"u{u} m{i}", userid=f"user{u}"), f"u{u} m{i}"))
         for cb, text in callbacks:
             assert (await fake.wait_stream_finished(cb.req_id)).content == text
         assert bot.statistics().busy_rejections == 0

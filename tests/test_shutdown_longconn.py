@@ -24,8 +24,8 @@ WORDS = " ".join(f"w{i}" for i in range(40))
 async def test_drain_finishes_every_stream_in_flight(autojump_clock: trio.testing.MockClock) -> None:
     async with open_fake_wecom() as fake, trio.open_nursery() as nursery:
         bot = await nursery.start(partial(serve_bot, bot_config(fake), echo))
-        quick = await fake.send_text("quick one", user="quick")
-        slow = [await fake.send_text(f"/slow 8 {WORDS}", user=f"user{n}") for n in range(20)]
+        quick = await fake.send_text("quick one", userid="quick")
+        slow = [await fake.send_text(f"/slow 8 {WORDS}", userid=f"user{n}") for n in range(20)]
         for cb in slow:
             await fake.wait_until(lambda cb=cb: (fake.stream(cb.req_id) is not None))
         assert await bot.drain(grace=1.0) is False  # the slow ones could not finish in time
@@ -45,11 +45,11 @@ async def test_queued_and_late_messages_get_the_restart_notice_when_interrupted(
     async with open_fake_wecom() as fake, trio.open_nursery() as nursery:
         bot = await nursery.start(partial(serve_bot, bot_config(fake), echo))
         first = await fake.send_text(f"/slow 8 {WORDS}")
-        queued = await fake.send_text("and this one", user="alice")  # waits behind the first
+        queued = await fake.send_text("and this one", userid="alice")  # waits behind the first
         await fake.wait_until(lambda: fake.stream(first.req_id) is not None)
         bot.runtime.router.stop_intake()
         bot.runtime.interrupt_handlers()
-        late = await fake.send_text("hello?", user="late")
+        late = await fake.send_text("hello?", userid="late")
         assert (await fake.wait_stream_finished(late.req_id)).content == RESTART_TEXT
         assert (await fake.wait_stream_finished(queued.req_id)).content == RESTART_TEXT
         assert (await fake.wait_stream_finished(first.req_id)).content.endswith(INTERRUPTED_SUFFIX)
@@ -67,7 +67,7 @@ async def test_sigterm_with_50_long_streams_finishes_them_all_and_exits_0_within
         )
         try:
             await fake.wait_subscribed()
-            slow = [await fake.send_text(f"/slow 8 {WORDS}", user=f"user{n}") for n in range(50)]
+            slow = [await fake.send_text(f"/slow 8 {WORDS}", userid=f"user{n}") for n in range(50)]
             for cb in slow:
                 await fake.wait_until(lambda cb=cb: (fake.stream(cb.req_id) is not None))
             signalled = trio.current_time()

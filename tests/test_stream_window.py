@@ -106,7 +106,7 @@ async def test_feedback_id_on_the_first_frame_and_bot_name_stripping(autojump_cl
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
                 await nursery.start(serve, bot_config(fake, heartbeat_interval=30).replace(bot_name="EchoBot"), rate_me)
-                cb = await fake.send_text("@Alice @EchoBot hello", chat="G7")
+                cb = await fake.send_text("@Alice @EchoBot hello", chatid="G7")
                 view = await fake.wait_stream_finished(cb.req_id)
                 assert view.content == "@Alice hello!"  # only the bot's own mention goes
                 assert view.feedback_id == "fb-42"

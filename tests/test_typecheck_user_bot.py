@@ -17,13 +17,13 @@ async def test_the_typed_user_bot_works(autojump_clock: trio.testing.MockClock) 
         assert await user_bot.run_one(a) == "bo…: pushed=False"  # 846607: nobody never wrote
         assert await user_bot.run_many(a, b) == ["a", "b"]
         async with wecom_actors.open_bot(a, user_bot.handler):
-            cb = await fake.send_text("two words", user="alice", bot_id="bot-a")
+            cb = await fake.send_text("two words", userid="alice", bot_id="bot-a")
             assert (await fake.wait_stream_finished(cb.req_id)).content.strip() == "two words"
-            await fake.send_text("/card", user="alice", bot_id="bot-a")
+            await fake.send_text("/card", userid="alice", bot_id="bot-a")
             await fake.wait_until(lambda: len(fake.conversation("alice", bot_id="bot-a")) == 2)
             card = fake.conversation("alice", bot_id="bot-a")[1].card
             assert card is not None
-            await fake.send_card_click(card["task_id"], "yes", user="alice", bot_id="bot-a")
+            await fake.send_card_click(card["task_id"], "yes", userid="alice", bot_id="bot-a")
             await fake.wait_until(
                 lambda: (fake.conversation("alice", bot_id="bot-a")[1].card or {}).get("main_title")
                 == {"title": "You chose yes"}

@@ -93,7 +93,7 @@ async def test_response_url_accepts_one_post_and_refuses_the_rest(autojump_clock
             assert await post(single.response_url, md) == 0
             assert await post(single.response_url, md) == FakeWebhookErrcode.RESPONSE_URL_USED
             assert await post(group.response_url, card) == FakeWebhookErrcode.CARD_NOT_ALLOWED
-            assert await post(fake.base_url + "/response/nope", md) == FakeWebhookErrcode.RESPONSE_URL_UNKNOWN
+            assert await post(fake.base_url + "/cgi-bin/aibot/response?response_code=nope", md) == FakeWebhookErrcode.RESPONSE_URL_UNKNOWN
             await trio.sleep(3601)
             assert await post(other.response_url, md) == FakeWebhookErrcode.RESPONSE_URL_EXPIRED
             assert single.pushes == [md] and other.pushes == []

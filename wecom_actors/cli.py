@@ -6,7 +6,11 @@
                        [--config FILE] [--log-level L] [--host H] [--port P]
     wecom-actors run   --config FLEET.toml    # a file with [[bots]] tables: many bots
     wecom-actors demo  [--mode long-connection|webhook] [--handler echo|openai]
-    wecom-actors fake-server [--host H] [--port P] [--bot-id ID] [--secret S]
+    wecom-actors fake-server [--mode M] [--host H] [--port P] [--bot-id ID] [--secret S]
+                       [--control-host H] [--control-port P] [--tls-ca-file PATH]
+                       [--bot-url URL --token T --encoding-aes-key K]   (webhook mode)
+    wecom-actors chat  [--mode long-connection|webhook] [--handler echo|openai|package.module:callable]
+                       [--control-host H] [--control-port P]
 
 Settings come from flags, else the environment (``WECOM_*``), else the config file, else the
 defaults (see :mod:`wecom_actors.config`). Exit codes: 0 clean shutdown, 2 bad or missing settings
@@ -97,7 +101,26 @@ def _fake_server(args: argparse.Namespace) -> int:
 
     return trio.run(
         run_cancellable_until_signal,
-        lambda: run_fake_server(host=args.host, port=args.port, bot_id=args.bot_id, secret=args.secret),
+        lambda: run_fake_server(
+            host=args.host, port=args.port, bot_id=args.bot_id, secret=args.secret,
+            control_host=args.control_host, control_port=args.control_port,
+            mode=args.mode or "long-connection", bot_url=args.bot_url, token=args.token,
+            encoding_aes_key=args.encoding_aes_key, tls_ca_file=args.tls_ca_file,
+        ),
+    )
+
+
+def _chat(args: argparse.Namespace, handler: Handler) -> int:
+    """SEAM: the fake, the bot with ``handler``, the control API and the simulator page."""
+    import trio
+
+    from .demo import run_chat
+    from .runner import run_cancellable_until_signal
+
+    return trio.run(
+        run_cancellable_until_signal,
+        lambda: run_chat(handler, mode=args.mode or "long-connection",
+                         control_host=args.control_host, control_port=args.control_port),
     )
 
 
@@ -140,9 +163,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_fake_server(args: argparse.Namespace) -> int:
-    if args.secret:
-        register_secret(args.secret)
+    for secret in (args.secret, args.token, args.encoding_aes_key):
+        if secret:
+            register_secret(secret)
+    if args.mode == "webhook":
+        for flag in ("bot_url", "token", "encoding_aes_key"):
+            if not getattr(args, flag):
+                name = "--" + flag.replace("_", "-")
+                return _error(f"{name}: webhook mode needs it (the bot's callback URL and secrets)", EXIT_CONFIG)
     return _fake_server(args)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level or "WARNING")
+    try:  # after the logging setup: a handler may log while it is built (openai: which model)
+        handler = load_handler(args.handler)
+    except ConfigError as exc:
+        return _error(str(exc), EXIT_CONFIG)
+    return _chat(args, handler)
+
+
+def _add_control_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--control-host", default="127.0.0.1",
+                        help="control API and simulator page host (default: 127.0.0.1)")
+    parser.add_argument("--control-port", type=int, default=0,
+                        help="control API and simulator page port (default: 0, a free port)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -182,11 +227,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     fake = sub.add_parser("fake-server", help="the bundled fake WeCom, for local development")
+    fake.add_argument("--mode", choices=MODES, help="default: long-connection")
     fake.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     fake.add_argument("--port", type=int, default=0, help="default: 0 (a free port)")
     fake.add_argument("--bot-id", help="the one bot id it accepts (default: fake-bot)")
     fake.add_argument("--secret", help="the one secret it accepts (default: fake-secret)")
+    fake.add_argument(
+        "--tls-ca-file",
+        metavar="PATH",
+        help="serve wss:// with a throwaway CA and write its certificate (PEM) to PATH",
+    )
+    fake.add_argument("--bot-url", help="webhook mode: the bot's callback URL")
+    fake.add_argument("--token", help="webhook mode: the bot's Token")
+    fake.add_argument("--encoding-aes-key", help="webhook mode: the bot's EncodingAESKey")
+    _add_control_flags(fake)
     fake.set_defaults(func=_cmd_fake_server)
+
+    chat = sub.add_parser(
+        "chat", help="chat with your handler in a browser: fake WeCom + your bot + a web page"
+    )
+    chat.add_argument("--mode", choices=MODES, help="default: long-connection")
+    chat.add_argument(
+        "--handler",
+        default="echo",
+        metavar="echo|openai|package.module:callable",
+        help="the handler (default: the built-in echo; openai: see docs/llm.md)",
+    )
+    chat.add_argument("--log-level", metavar="LEVEL", help="default: WARNING")
+    _add_control_flags(chat)
+    chat.set_defaults(func=_cmd_chat)
     return parser
 
 

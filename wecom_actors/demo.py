@@ -1,4 +1,4 @@
-"""``wecom-actors demo`` and ``wecom-actors fake-server``: the bundled fake WeCom, no credentials.
+"""``wecom-actors demo``, ``fake-server`` and ``chat``: the bundled fake WeCom, no credentials.
 
 The demo starts the fake and the echo bot in one trio program, plays a scripted conversation and
 prints what the user would see. Every step is checked; a step that goes wrong fails the demo.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
+import string
 import struct
 import zlib
 from collections.abc import Callable
@@ -19,9 +21,20 @@ import trio
 from .bot import BotHandle, serve_bot
 from .config import BotConfig
 from .handlers.echo import echo, long_text
-from .testing import Bubble, FakeWeCom, open_fake_wecom, serve_fake_openws
+from .testing import (
+    Bubble,
+    FakeTLS,
+    FakeWebhookWeCom,
+    FakeWeCom,
+    LongConnSimulator,
+    Simulator,
+    WebhookSimulator,
+    open_fake_wecom,
+    serve_control_api,
+    serve_fake_openws,
+)
 
-__all__ = ["longconn_demo", "run_fake_server", "tiny_png"]
+__all__ = ["longconn_demo", "run_chat", "run_fake_server", "tiny_png"]
 
 STEP_TIMEOUT = 15.0
 
@@ -111,13 +124,13 @@ async def _serve(config: BotConfig, *, task_status: trio.TaskStatus[BotHandle]) 
 async def _script(t: _Transcript, fake: FakeWeCom) -> None:
     user = "alice"
     t.line(user, "(opens the chat with the bot)")
-    await fake.send_enter_chat(user=user)
+    await fake.send_enter_chat(userid=user)
     await t.wait("the welcome", lambda: any(b.kind == "text" for b in t.bubbles(user)))
     t.line("bot (welcome)", next(b for b in t.bubbles(user) if b.kind == "text").content)
 
     for text in ("Hello, bot!", "/slow 2 streaming one word at a time, ten frames a second at most"):
         t.line(user, text)
-        cb = await fake.send_text(text, user=user)
+        cb = await fake.send_text(text, userid=user)
         await t.wait("the streamed reply", partial(_finished, fake, cb.req_id))
         view = fake.stream(cb.req_id)
         assert view is not None
@@ -131,7 +144,7 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     png = tiny_png()
     t.line(user, f"(sends an image, {len(png)} bytes, md5 {hashlib.md5(png).hexdigest()})")
-    cb = await fake.send_image(png, user=user)
+    cb = await fake.send_image(png, userid=user)
     await t.wait("the image reply", lambda: (fake.stream(cb.req_id) or _NO).finished)
     content = fake.stream(cb.req_id).content  # type: ignore[union-attr]
     t.line("bot", content)
@@ -140,18 +153,18 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     t.line(user, "/push a proactive hello")
     before = len(t.bubbles(user))
-    await fake.send_text("/push a proactive hello", user=user)
+    await fake.send_text("/push a proactive hello", userid=user)
     await t.wait("the push", lambda: any(b.kind == "markdown" for b in t.bubbles(user)[before:]))
     for b in t.bubbles(user)[before:]:
         t.line(f"bot ({b.kind})", b.content)
 
     t.line(user, "/card")
-    await fake.send_text("/card", user=user)
+    await fake.send_text("/card", userid=user)
     await t.wait("the card", lambda: any(b.kind == "template_card" for b in t.bubbles(user)))
     card = next(b for b in t.bubbles(user) if b.kind == "template_card").card or {}
     t.line("bot (card)", f"{card.get('main_title', {}).get('title')} [buttons: yes / no]")
     t.line(user, "(clicks 'yes')")
-    await fake.send_card_click(str(card.get("task_id")), "yes", user=user)
+    await fake.send_card_click(str(card.get("task_id")), "yes", userid=user)
     await t.wait(
         "the card update", lambda: next(b for b in t.bubbles(user) if b.kind == "template_card").updates > 0
     )
@@ -160,7 +173,7 @@ async def _script(t: _Transcript, fake: FakeWeCom) -> None:
 
     t.line(user, "/long 25000")
     before = len(t.bubbles(user))
-    await fake.send_text("/long 25000", user=user)
+    await fake.send_text("/long 25000", userid=user)
     await t.wait("the long reply", lambda: len(t.bubbles(user)) >= before + 2)
     parts = [b.content for b in t.bubbles(user)[before:]]
     for b in t.bubbles(user)[before:]:
@@ -180,19 +193,106 @@ def _finished(fake: FakeWeCom, req_id: str) -> bool:
     return (fake.stream(req_id) or _NO).finished
 
 
+def _control_lines(control_url: str) -> list[str]:
+    return [
+        f"simulator page: {control_url}/",
+        f"control API:    {control_url}/api/v1  (see docs/testing-control-api.md)",
+    ]
+
+
 async def run_fake_server(
     *, host: str = "127.0.0.1", port: int = 0, bot_id: str | None = None, secret: str | None = None,
+    control_host: str = "127.0.0.1", control_port: int = 0, mode: str = "long-connection",
+    bot_url: str | None = None, token: str | None = None, encoding_aes_key: str | None = None,
+    bot_name: str = "Bot", tls_ca_file: str | None = None,
     print_fn: Callable[[str], None] = print, **fake_kwargs: Any,
 ) -> int:
-    """Serve the fake WeCom until cancelled, printing the URL and credentials to use."""
-    bots = {bot_id or "fake-bot": secret or "fake-secret"}
-    fake = FakeWeCom(bots=bots, **fake_kwargs)
+    """Serve the fake WeCom and its control API until cancelled, printing where they listen.
+    With ``tls_ca_file`` the long-connection endpoint is ``wss://`` with a throwaway CA, whose
+    certificate is written to that file for clients to trust.
+
+    Long-connection mode: the WebSocket endpoint on ``host``/``port``. Webhook mode: the fake
+    plays WeCom against ``bot_url`` (with ``token`` / ``encoding_aes_key``), polling streams."""
     async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: serve_fake_openws(fake, host=host, port=port, task_status=task_status))
-        print_fn(f"fake WeCom (long connection) listening at {fake.url}")
-        print_fn(f"media served from {fake.media_base_url}")
-        print_fn("run a bot against it with:")
-        print_fn(f"  WECOM_WS_URL={fake.url} WECOM_BOT_ID={fake.bot_id} WECOM_BOT_SECRET=<the secret> \\")
-        print_fn("  WECOM_MEDIA_ALLOW_PRIVATE=1 wecom-actors run")
-        print_fn(f"(the secret is {'the one you passed with --secret' if secret else 'fake-secret'})")
+        sim: Simulator
+        if mode == "webhook":
+            if not (bot_url and token and encoding_aes_key):
+                raise ValueError("webhook mode needs bot_url, token and encoding_aes_key")
+            hook = FakeWebhookWeCom(bot_url, token=token, encoding_aes_key=encoding_aes_key,
+                                    host=host, strict=False, **fake_kwargs)  # fmt: skip
+            await nursery.start(hook.run)
+            sim = WebhookSimulator(hook, bot_name=bot_name)
+            print_fn(f"fake WeCom (webhook) calling your bot at {bot_url}")
+            print_fn(f"media and response_urls served from {hook.base_url}")
+        else:
+            bots = {bot_id or "fake-bot": secret or "fake-secret"}
+            fake = FakeWeCom(bots=bots, **fake_kwargs)
+            tls = FakeTLS.create() if tls_ca_file else None
+            await nursery.start(partial(serve_fake_openws, fake, host=host, port=port, tls=tls))
+            sim = LongConnSimulator(fake, bot_name=bot_name)
+            print_fn(f"fake WeCom (long connection) listening at {fake.url}")
+            print_fn(f"media served from {fake.media_base_url}")
+            print_fn("run a bot against it with:")
+            print_fn(f"  WECOM_WS_URL={fake.url} WECOM_BOT_ID={fake.bot_id} WECOM_BOT_SECRET=<the secret> \\")
+            print_fn("  WECOM_MEDIA_ALLOW_PRIVATE=1 wecom-actors run")
+            print_fn(f"(the secret is {'the one you passed with --secret' if secret else 'fake-secret'})")
+            if tls is not None and tls_ca_file:
+                path = tls.write_ca(tls_ca_file).resolve()
+                print_fn(f"wss:// with a throwaway CA written to {path}; trust it with")
+                print_fn(f"  NODE_EXTRA_CA_CERTS={path} (Node), SSL_CERT_FILE={path} (OpenSSL default store)")
+        control_url = await nursery.start(partial(serve_control_api, sim, host=control_host, port=control_port))
+        for line in _control_lines(control_url):
+            print_fn(line)
     return 0
+
+
+async def run_chat(
+    handler: Any, *, mode: str = "long-connection", control_host: str = "127.0.0.1",
+    control_port: int = 0, bot_name: str = "Bot", print_fn: Callable[[str], None] = print,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """``wecom-actors chat``: the fake, your handler served by this runtime, the control API and
+    the simulator page; prints the page's URL and runs until cancelled. ``started()`` with the
+    control URL. A bot that stops (e.g. kicked out on purpose) is reported; the page stays."""
+    async with trio.open_nursery() as nursery:
+        sim: Simulator
+        if mode == "webhook":
+            alphabet = string.ascii_letters + string.digits  # what WeCom's console generates
+            token = "".join(secrets.choice(alphabet) for _ in range(16))
+            key = "".join(secrets.choice(alphabet) for _ in range(43))
+            config = BotConfig(mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1",
+                               port=0, media_allow_private=True)  # fmt: skip
+            handle = await nursery.start(_serve_reporting, config, handler, print_fn)
+            bot_url = f"http://127.0.0.1:{handle.runtime.port}{config.callback_path}"
+            hook = FakeWebhookWeCom(bot_url, token=token, encoding_aes_key=key, strict=False)
+            await nursery.start(hook.run)
+            verify = await hook.verify_url()
+            if not verify.ok:
+                raise RuntimeError(f"the bot failed URL verification: HTTP {verify.status}")
+            sim = WebhookSimulator(hook, bot_name=bot_name)
+        else:
+            fake = FakeWeCom(idle_timeout=None)
+            await nursery.start(serve_fake_openws, fake)
+            config = BotConfig(mode="long-connection", bot_id=fake.bot_id, bot_secret=fake.secret,
+                               ws_url=fake.url, media_allow_private=True)  # fmt: skip
+            await nursery.start(_serve_reporting, config, handler, print_fn)
+            sim = LongConnSimulator(fake, bot_name=bot_name)
+        control_url = await nursery.start(partial(serve_control_api, sim, host=control_host, port=control_port))
+        print_fn(f"wecom-actors chat: your bot ({mode}) against the bundled fake WeCom")
+        for line in _control_lines(control_url):
+            print_fn(line)
+        print_fn("open the page in a browser; Ctrl+C stops everything")
+        task_status.started(control_url)
+    return 0
+
+
+async def _serve_reporting(
+    config: BotConfig, handler: Any, print_fn: Callable[[str], None], *,
+    task_status: trio.TaskStatus[BotHandle],
+) -> None:
+    from .errors import TerminalError
+
+    try:
+        await serve_bot(config, handler, task_status=task_status, rng=random.Random())
+    except TerminalError as exc:
+        print_fn(f"the bot stopped: {type(exc).__name__}: {exc}")

@@ -60,7 +60,7 @@ async def llm_demo(*, print_fn: Callable[[str], None] = print, environ: Mapping[
 async def _ask(t: _Transcript, fake: FakeWeCom, text: str, *, user: str, chat: str | None = None) -> str:
     who = f"{user} (group {chat})" if chat else user
     t.line(who, text)
-    cb = await fake.send_text(text, user=user, chat=chat)
+    cb = await fake.send_text(text, userid=user, chatid=chat)
     await t.wait("the answer", lambda: (s := fake.stream(cb.req_id)) is not None and s.finished)
     frames = t.stream_frames(cb.req_id)
     quoted = [(at, c) for at, c in frames if c.startswith(THINKING)]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import random
+import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, NoReturn
@@ -26,29 +27,46 @@ from ._media_server import MediaStore, serve_media
 from ._openws_conn import Conn, ControlledStream
 from ._openws_drive import DriveMixin
 from ._openws_faults import FaultInjector
-from ._openws_records import (
-    Bubble,
-    Callback,
-    FakeStatistics,
-    RecordedFrame,
-    StreamView,
-    UploadedMedia,
-)
+from ._openws_records import Callback, RecordedFrame
 from ._openws_requests import RequestsMixin
+from ._openws_tls import FakeTLS
+from ._openws_views import ViewsMixin
 from ._state import BotState, Rules
+from ._wecom_ids import new_msgid
 
-__all__ = ["FakeWeCom", "NotConnected", "open_fake_wecom", "serve_fake_openws"]
+__all__ = [
+    "CLOSE_CAUSES",
+    "DEFAULT_CLOSE_CODES",
+    "FakeWeCom",
+    "NotConnected",
+    "open_fake_wecom",
+    "serve_fake_openws",
+]
 
 _encode = msgspec.json.Encoder().encode
 _HANDSHAKE_TIMEOUT = 10.0
 _CLOSE_TIMEOUT = 5.0
+_HISTORY = 1000  # closed connections remembered for connection() / wait_closed()
+
+#: Why the fake closes a connection by itself. WeCom documents no close codes, and its own SDKs
+#: do not branch on them; the fake uses 1000 for every cause unless told otherwise.
+CLOSE_CAUSES = ("subscribe_refused", "kicked", "idle_timeout")
+DEFAULT_CLOSE_CODES: Mapping[str, int] = {cause: 1000 for cause in CLOSE_CAUSES}
+
+
+def _check_close_code(code: int) -> int:
+    # RFC 6455 §7.4: the codes an endpoint may send in a Close frame.
+    if not (code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011)
+            or 3000 <= code <= 4999):  # fmt: skip
+        raise ValueError(f"{code} is not a close code a server may send (RFC 6455 §7.4)")
+    return code
 
 
 class NotConnected(RuntimeError):
     """The bot has no live subscribed connection to push a callback to."""
 
 
-class FakeWeCom(DriveMixin, RequestsMixin):
+class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
     """A fake ``wss://openws.work.weixin.qq.com`` for tests, the demo and benchmarks.
 
     Create it, serve it with :func:`serve_fake_openws` or :func:`open_fake_wecom`, point the bot
@@ -69,6 +87,7 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         idle_timeout: float | None = 90.0,
         seed: int | None = None,
         epoch: float | None = None,
+        close_codes: Mapping[str, int] | None = None,
     ) -> None:
         bots = dict(bots) if bots is not None else {"fake-bot": "fake-secret"}
         if not bots:
@@ -76,6 +95,14 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         if ack_delay < 0 or (idle_timeout is not None and idle_timeout <= 0):
             raise ValueError("ack_delay must be >= 0 and idle_timeout > 0 (or None)")
         self._bots = {bot_id: BotState(bot_id, secret) for bot_id, secret in bots.items()}
+        unknown = set(close_codes or {}) - set(CLOSE_CAUSES)
+        if unknown:
+            raise ValueError(f"unknown close causes {sorted(unknown)}; known: {CLOSE_CAUSES}")
+        #: The close code per cause (see :data:`CLOSE_CAUSES`); change it at any time.
+        self.close_codes: dict[str, int] = {
+            cause: _check_close_code(code)
+            for cause, code in {**DEFAULT_CLOSE_CODES, **(close_codes or {})}.items()
+        }
         self.bot_id, self.secret = next(iter(bots.items()))
         self.ack_delay = ack_delay
         self.record = record
@@ -95,6 +122,10 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         )
         self._media = MediaStore(ttl=media_ttl, rng=self._rng)
         self._conns: dict[int, Conn] = {}
+        self._history: dict[int, Conn] = {}  # closed connections, oldest first
+        self._client_ssl: ssl.SSLContext | None = None
+        self._tls: FakeTLS | None = None
+        self._nursery: trio.Nursery | None = None  # the serving nursery (second subscribers)
         self._live: dict[str, Conn] = {}  # bot_id -> the newest subscribed connection
         self._in_flight: set[tuple[str, str]] = set()  # (bot_id, req_id) being processed
         self._conn_ids = itertools.count(1)
@@ -108,60 +139,6 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         self._frames_out = 0
         self._acks: Counter[int] = Counter()
         self._callbacks_pushed = 0
-
-    # --- observing -------------------------------------------------------------------------------
-
-    def statistics(self) -> FakeStatistics:
-        return FakeStatistics(
-            connections_total=self._connections_total,
-            live_connections=len(self._conns),
-            subscribes_ok=self._subscribes_ok,
-            subscribes_refused=self._subscribes_refused,
-            frames_in=self._frames_in,
-            frames_out=self._frames_out,
-            acks_by_errcode=dict(self._acks),
-            callbacks_pushed=self._callbacks_pushed,
-        )
-
-    def conversation(self, conv: str, *, bot_id: str | None = None) -> list[Bubble]:
-        """What the user sees in ``conv`` (a userid for single chats, a chatid for groups)."""
-        return [b.freeze() for b in self._bot(bot_id).conversations.get(conv, [])]
-
-    def stream(self, req_id: str) -> StreamView | None:
-        """The latest stream replying to callback ``req_id``, or ``None``."""
-        streams = self._rules.streams_by_req.get(req_id)
-        return streams[-1].view() if streams else None
-
-    def media(self, media_id: str, *, bot_id: str | None = None) -> UploadedMedia | None:
-        """A media the bot uploaded (§3.9), with its bytes."""
-        m = self._bot(bot_id).media.get(media_id)
-        return (
-            None if m is None else UploadedMedia(m.media_id, m.type, m.filename, m.data, m.created)
-        )
-
-    def is_subscribed(self, bot_id: str | None = None) -> bool:
-        """Whether the bot has a live subscribed connection callbacks can be pushed to."""
-        return self._live_conn(self._bot(bot_id).bot_id) is not None
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Return once ``predicate()`` is true; it is re-checked on every state change."""
-        while True:
-            changed = self._changed
-            if predicate():
-                return
-            await changed.wait()
-
-    async def wait_subscribed(self, bot_id: str | None = None, *, count: int = 1) -> None:
-        """Wait until ``count`` subscribes of the bot have succeeded in total."""
-        bot = self._bot(bot_id)
-        await self.wait_until(lambda: bot.subscribes_ok >= count)
-
-    async def wait_stream_finished(self, req_id: str) -> StreamView:
-        """Wait until the latest stream replying to ``req_id`` has finished (no timeout)."""
-        await self.wait_until(lambda: (s := self.stream(req_id)) is not None and s.finished)
-        view = self.stream(req_id)
-        assert view is not None
-        return view
 
     # --- internals shared with the driver and the fault injector ---------------------------------
 
@@ -192,8 +169,12 @@ class FakeWeCom(DriveMixin, RequestsMixin):
             if c.bot_id == bot.bot_id and c.subscribed and not (c.closing or c.closed)
         ]  # fmt: skip
 
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """An SSL context trusting the fake's certificate when it serves ``wss://``, else None."""
+        return self._client_ssl
+
     def _new_msgid(self) -> str:
-        return f"fake-msg-{next(self._msg_ids)}-{self._rng.getrandbits(32):08x}"
+        return new_msgid(self._rng, self._wall(trio.current_time()), next(self._msg_ids))
 
     async def _push(self, cmd: str, body: dict[str, Any], bot_id: str | None) -> Callback:
         """Push one callback to the bot's live connection (§3.3, §3.4)."""
@@ -216,22 +197,30 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         return await self._send_text(conn, _encode(frame).decode(), frame)
 
     async def _send_text(self, conn: Conn, text: str, frame: dict[str, Any] | None) -> bool:
-        """Send one text frame; ``False`` if the connection is gone. One writer at a time, in
-        order, so the recording matches the wire. (Not shielded: a fake may lose a frame on
-        shutdown, and a shielded write to a client that stopped reading would never end.)"""
+        """Send one text frame; ``False`` if the connection is gone.
+
+        One writer at a time, in order. The frame is recorded once the write has ended, as
+        ``delivered`` only if its bytes reached the socket (not swallowed by a stalled one, not
+        cut off by a close). (Not shielded: a fake may lose a frame on shutdown, and a shielded
+        write to a client that stopped reading would never end.)"""
         async with conn.send_lock:
             if conn.closed:
                 return False
-            self._frames_out += 1
-            if self.record:
-                self.frames.append(RecordedFrame(trio.current_time(), "out", conn.id, text, frame,
-                                                 delivered=not conn.stream.stalled))  # fmt: skip
-            self._notify()
+            started = trio.current_time()
+            sent = False
             try:
                 await conn.ws.send_message(text)
-            except ConnectionClosed:
-                return False
-        return True
+                sent = True
+            except (ConnectionClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            finally:
+                delivered = sent and not conn.stream.stalled
+                self._frames_out += delivered
+                if self.record:
+                    self.frames.append(RecordedFrame(started, "out", conn.id, text, frame,
+                                                     delivered=delivered))  # fmt: skip
+                self._notify()
+        return sent
 
     async def _ack(
         self, conn: Conn, req_id: str, errcode: int, errmsg: str, body: Any = None
@@ -251,16 +240,25 @@ class FakeWeCom(DriveMixin, RequestsMixin):
 
     def _abort(self, conn: Conn) -> None:
         conn.closing = True
+        self._mark_close(conn, 1006, "aborted by the fake")
+        conn.close_done.set()  # no close handshake to wait for
         conn.stream.abort()
         self._notify()
 
+    @staticmethod
+    def _mark_close(conn: Conn, code: int, reason: str | None) -> None:
+        if conn.closed_by is None:
+            conn.close_code, conn.close_reason, conn.closed_by = code, reason, "server"
+
     def _start_close(self, conn: Conn, code: int, reason: str | None) -> None:
         conn.closing = True
+        self._mark_close(conn, code, reason)
         conn.nursery.start_soon(self._close, conn, code, reason)
         self._notify()
 
     async def _close(self, conn: Conn, code: int, reason: str | None) -> None:
         conn.closing = True
+        self._mark_close(conn, code, reason)
         self._notify()
         try:
             with trio.move_on_after(_CLOSE_TIMEOUT):
@@ -292,14 +290,18 @@ class FakeWeCom(DriveMixin, RequestsMixin):
         if await self._send(conn, frame):
             self._callbacks_pushed += 1
         if close:
-            await self._close(conn, 1000, "replaced by a new connection")
+            await self._close(conn, self.close_codes["kicked"], "replaced by a new connection")
 
     # --- connections -----------------------------------------------------------------------------
 
     async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
         """One accepted TCP connection (the handler of ``trio.serve_tcp``): never raises for a
         misbehaving client, so one bad connection cannot stop the server."""
-        stream = ControlledStream(tcp)
+        tls = self._tls
+        stream = ControlledStream(
+            tcp if tls is None else trio.SSLStream(tcp, tls.server_context, server_side=True,
+                                              https_compatible=True), tcp
+        )
         try:
             async with trio.open_nursery() as nursery:
                 request = None
@@ -317,7 +319,7 @@ class FakeWeCom(DriveMixin, RequestsMixin):
                 await self._serve_conn(conn)
                 nursery.cancel_scope.cancel()
         except* (ConnectionClosed, trio_websocket.HandshakeError, trio.BrokenResourceError,
-                 trio.ClosedResourceError):  # fmt: skip
+                 trio.ClosedResourceError, ssl.SSLError):  # fmt: skip
             pass  # the client went away: that is its business, not the server's
         finally:
             with trio.CancelScope(shield=True):
@@ -339,8 +341,16 @@ class FakeWeCom(DriveMixin, RequestsMixin):
                 with trio.move_on_after(_CLOSE_TIMEOUT):
                     await conn.close_done.wait()
         finally:
+            if conn.closed_by is None:
+                reason = conn.ws.closed
+                conn.closed_by = "client"
+                conn.close_code = reason.code if reason is not None else 1006
+                conn.close_reason = reason.reason if reason is not None else None
             conn.closed = True
             del self._conns[conn.id]
+            self._history[conn.id] = conn
+            while len(self._history) > _HISTORY:
+                del self._history[next(iter(self._history))]
             if self._live.get(conn.bot_id or "") is conn:
                 del self._live[conn.bot_id or ""]
             self._notify()
@@ -354,7 +364,7 @@ class FakeWeCom(DriveMixin, RequestsMixin):
                 await trio.sleep_forever()  # a stalled server is past caring
             deadline = conn.last_frame + self.idle_timeout
             if trio.current_time() >= deadline:
-                await self._close(conn, 1000, "idle timeout")
+                await self._close(conn, self.close_codes["idle_timeout"], "idle timeout")
                 return
             await trio.sleep_until(deadline)
 
@@ -365,15 +375,22 @@ async def serve_fake_openws(
     host: str = "127.0.0.1",
     port: int = 0,
     media_port: int = 0,
+    tls: FakeTLS | None = None,
     task_status: trio.TaskStatus[FakeWeCom] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve ``fake``: the WebSocket endpoint and the media HTTP server. ``started()`` with the
-    fake once both listen (``fake.url`` and ``fake.media_base_url`` set). Runs until cancelled."""
+    fake once both listen (``fake.url`` and ``fake.media_base_url`` set). Runs until cancelled.
+
+    With ``tls`` (see :class:`FakeTLS`) the endpoint is ``wss://`` and
+    :meth:`FakeWeCom.client_ssl_context` trusts it; the media server stays plain HTTP."""
     if fake._serving:
         raise RuntimeError("this FakeWeCom is already being served")
     fake._serving = True
     try:
         async with trio.open_nursery() as nursery:
+            fake._nursery = nursery
+            fake._tls = tls
+            fake._client_ssl = None if tls is None else tls.client_context
             fake._t0 = trio.current_time()
             # One listener: a name resolving to several addresses would get several ports.
             listeners = await trio.open_tcp_listeners(port, host=host)
@@ -385,23 +402,26 @@ async def serve_fake_openws(
             fake.media_base_url = await nursery.start(
                 partial(serve_media, fake._media, host=host, port=media_port)
             )
-            fake.url = f"ws://[{host}]:{ws_port}" if ":" in host else f"ws://{host}:{ws_port}"
+            scheme = "ws" if tls is None else "wss"
+            fake.url = f"{scheme}://[{host}]:{ws_port}" if ":" in host else f"{scheme}://{host}:{ws_port}"
             task_status.started(fake)
             await trio.sleep_forever()
     finally:
         fake._serving = False
+        fake._nursery = None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 @asynccontextmanager
 async def open_fake_wecom(
-    *, host: str = "127.0.0.1", port: int = 0, media_port: int = 0, **kwargs: Any
+    *, host: str = "127.0.0.1", port: int = 0, media_port: int = 0, tls: FakeTLS | None = None,
+    **kwargs: Any,
 ) -> AsyncIterator[FakeWeCom]:
     """A served :class:`FakeWeCom` (``kwargs`` go to its constructor); stopped on exit."""
     fake = FakeWeCom(**kwargs)
     async with trio.open_nursery() as nursery:
         await nursery.start(
-            partial(serve_fake_openws, fake, host=host, port=port, media_port=media_port)
+            partial(serve_fake_openws, fake, host=host, port=port, media_port=media_port, tls=tls)
         )
         try:
             yield fake

@@ -13,14 +13,18 @@ import struct
 import trio
 from trio_websocket import WebSocketConnection
 
+from ._openws_records import ConnectionView
+
 __all__ = ["Conn", "ControlledStream"]
 
 
 class ControlledStream(trio.abc.Stream):
     """A socket stream the fake can abort or stall."""
 
-    def __init__(self, inner: trio.SocketStream) -> None:
+    def __init__(self, inner: trio.abc.Stream, tcp: trio.SocketStream | None = None) -> None:
         self._inner = inner
+        #: The TCP stream under ``inner`` (itself unless TLS is layered in between).
+        self._tcp = tcp if tcp is not None else inner
         #: Swallow what the client sends and send nothing (a half-open peer).
         self.stalled = False
 
@@ -37,16 +41,22 @@ class ControlledStream(trio.abc.Stream):
         while True:
             data = await self._inner.receive_some(max_bytes)
             if not data or not self.stalled:
-                return data
+                return bytes(data)
             # Stalled: the bytes are dropped unread, so no frame (not even a Close or a WS ping)
             # ever reaches the WebSocket layer; EOF still ends the connection.
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        try:
+            await self._inner.aclose()  # TLS: a close_notify, if the socket is still there
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # aborted or reset: nothing left to say goodbye on
+        finally:
+            if self._tcp is not self._inner:
+                await self._tcp.aclose()
 
     def abort(self) -> None:
         """Close the socket now with SO_LINGER 0: the peer sees a reset, no close handshake."""
-        sock = self._inner.socket
+        sock = self._tcp.socket  # type: ignore[attr-defined]
         if sock.fileno() != -1:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()  # wakes any task blocked on the socket with ClosedResourceError
@@ -77,4 +87,16 @@ class Conn:
         self.closed = False
         self.close_done = trio.Event()
         self.last_frame = now
+        self.opened_at = now
         self.send_lock = trio.Lock()
+        #: Set by the fake when it starts a close (code, reason); else read from the socket.
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.closed_by: str | None = None
+
+    def view(self) -> ConnectionView:
+        return ConnectionView(
+            self.id, self.bot_id, self.subscribed, self.replaced, self.closing, self.closed,
+            self.opened_at, self.last_frame, self.close_code, self.close_reason,
+            self.closed_by,  # type: ignore[arg-type]
+        )  # fmt: skip

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
@@ -14,6 +17,27 @@ if TYPE_CHECKING:
     from ._state import BotState
 
 __all__ = ["DriveMixin"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_OLD_NAMES = {"user": "userid", "chat": "chatid"}
+
+
+def _renamed(fn: _F) -> _F:
+    """Accept the old argument names ``user=`` / ``chat=`` with a DeprecationWarning: both fakes
+    now name them after the protocol's fields, ``userid=`` / ``chatid=``."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for old, new in _OLD_NAMES.items():
+            if old in kwargs:
+                if new in kwargs:
+                    raise TypeError(f"pass {new}= only (not also the old name {old}=)")
+                warnings.warn(f"{fn.__name__}({old}=...) is deprecated: use {new}=",
+                              DeprecationWarning, stacklevel=2)  # fmt: skip
+                kwargs[new] = kwargs.pop(old)
+        return await fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 class DriveMixin:
@@ -36,7 +60,7 @@ class DriveMixin:
         return await self._push(cmd, body, bot_id)
 
     def _message(
-        self, bot_id: str | None, msgtype: str, part: Any, *, user: str, chat: str | None,
+        self, bot_id: str | None, msgtype: str, part: Any, *, userid: str, chatid: str | None,
         msgid: str | None,
     ) -> dict[str, Any]:  # fmt: skip
         # §3.3 envelope; chatid only for group chats.
@@ -44,16 +68,16 @@ class DriveMixin:
             "msgid": msgid or self._new_msgid(),
             "aibotid": self._bot(bot_id).bot_id,
         }
-        if chat is not None:
-            body["chatid"] = chat
-        body["chattype"] = "single" if chat is None else "group"
-        body["from"] = {"userid": user}
+        if chatid is not None:
+            body["chatid"] = chatid
+        body["chattype"] = "single" if chatid is None else "group"
+        body["from"] = {"userid": userid}
         body["msgtype"] = msgtype
         body[msgtype] = part
         return body
 
     def _event(
-        self, bot_id: str | None, eventtype: str, data: Any, *, user: str, chat: str | None,
+        self, bot_id: str | None, eventtype: str, data: Any, *, userid: str, chatid: str | None,
         chattype: bool, msgid: str | None,
     ) -> dict[str, Any]:  # fmt: skip
         # §3.4: per-event data under event.<eventtype> (nested, per [DOC-EVT]).
@@ -62,11 +86,11 @@ class DriveMixin:
             "create_time": self._wall(trio.current_time()),
             "aibotid": self._bot(bot_id).bot_id,
         }
-        if chat is not None:
-            body["chatid"] = chat
-        if chattype or chat is not None:
-            body["chattype"] = "single" if chat is None else "group"
-        body["from"] = {"userid": user}
+        if chatid is not None:
+            body["chatid"] = chatid
+        if chattype or chatid is not None:
+            body["chattype"] = "single" if chatid is None else "group"
+        body["from"] = {"userid": userid}
         body["msgtype"] = "event"
         event: dict[str, Any] = {"eventtype": eventtype}
         if data is not None:
@@ -78,51 +102,57 @@ class DriveMixin:
         url, aeskey = self._media.add(data, filename=filename, now=trio.current_time())
         return {"url": url, "aeskey": aeskey}
 
+    @_renamed
     async def send_text(
-        self, text: str, *, user: str = "alice", chat: str | None = None,
+        self, text: str, *, userid: str = "alice", chatid: str | None = None,
         bot_id: str | None = None, msgid: str | None = None,
     ) -> Callback:  # fmt: skip
-        """A text message from ``user``; with ``chat`` a group message in that chatid. In groups
+        """A text message from ``userid``; with ``chatid`` a group message in that chatid. In groups
         WeCom includes the ``@Bot`` mention in the content: pass it in ``text`` if you want it."""
-        body = self._message(bot_id, "text", {"content": text}, user=user, chat=chat, msgid=msgid)
+        body = self._message(bot_id, "text", {"content": text}, userid=userid, chatid=chatid, msgid=msgid)
         return await self._push("aibot_msg_callback", body, bot_id)
 
+    @_renamed
     async def send_voice(
-        self, text: str, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
+        self, text: str, *, userid: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
-        """A voice message (single chat only, §3.3): WeCom delivers its transcript."""
-        body = self._message(bot_id, "voice", {"content": text}, user=user, chat=None, msgid=msgid)
+        """A voice message (single chatid only, §3.3): WeCom delivers its transcript."""
+        body = self._message(bot_id, "voice", {"content": text}, userid=userid, chatid=None, msgid=msgid)
         return await self._push("aibot_msg_callback", body, bot_id)
 
+    @_renamed
     async def send_image(
-        self, data: bytes, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
+        self, data: bytes, *, userid: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
-        """An image (single chat only): ``url`` + per-URL ``aeskey`` served by the media host."""
-        return await self._send_media("image", data, None, user, bot_id, msgid)
+        """An image (single chatid only): ``url`` + per-URL ``aeskey`` served by the media host."""
+        return await self._send_media("image", data, None, userid, bot_id, msgid)
 
+    @_renamed
     async def send_file(
-        self, data: bytes, *, filename: str = "file.bin", user: str = "alice",
+        self, data: bytes, *, filename: str = "file.bin", userid: str = "alice",
         bot_id: str | None = None, msgid: str | None = None,
     ) -> Callback:  # fmt: skip
-        """A file (single chat only); ``filename`` comes back in the download's
+        """A file (single chatid only); ``filename`` comes back in the download's
         Content-Disposition header, as with WeCom's media host."""
-        return await self._send_media("file", data, filename, user, bot_id, msgid)
+        return await self._send_media("file", data, filename, userid, bot_id, msgid)
 
+    @_renamed
     async def send_video(
-        self, data: bytes, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
+        self, data: bytes, *, userid: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
-        """A video (single chat only)."""
-        return await self._send_media("video", data, None, user, bot_id, msgid)
+        """A video (single chatid only)."""
+        return await self._send_media("video", data, None, userid, bot_id, msgid)
 
     async def _send_media(
-        self, kind: str, data: bytes, filename: str | None, user: str, bot_id: str | None, msgid: str | None
+        self, kind: str, data: bytes, filename: str | None, userid: str, bot_id: str | None, msgid: str | None
     ) -> Callback:
         part = self._media_part(data, filename)
-        body = self._message(bot_id, kind, part, user=user, chat=None, msgid=msgid)
+        body = self._message(bot_id, kind, part, userid=userid, chatid=None, msgid=msgid)
         return await self._push("aibot_msg_callback", body, bot_id)
 
+    @_renamed
     async def send_mixed(
-        self, parts: list[str | bytes], *, user: str = "alice", chat: str | None = None,
+        self, parts: list[str | bytes], *, userid: str = "alice", chatid: str | None = None,
         bot_id: str | None = None, msgid: str | None = None,
     ) -> Callback:  # fmt: skip
         """A mixed message: each ``str`` a text item, each ``bytes`` an image item."""
@@ -133,45 +163,48 @@ class DriveMixin:
             else:
                 items.append({"msgtype": "image", "image": self._media_part(bytes(part))})
         body = self._message(
-            bot_id, "mixed", {"msg_item": items}, user=user, chat=chat, msgid=msgid
+            bot_id, "mixed", {"msg_item": items}, userid=userid, chatid=chatid, msgid=msgid
         )
         return await self._push("aibot_msg_callback", body, bot_id)
 
+    @_renamed
     async def send_enter_chat(
-        self, *, user: str = "alice", bot_id: str | None = None, msgid: str | None = None
+        self, *, userid: str = "alice", bot_id: str | None = None, msgid: str | None = None
     ) -> Callback:
-        """The user opens the single chat (§3.4.1): answer with a welcome within 5 s."""
-        body = self._event(bot_id, "enter_chat", None, user=user, chat=None, chattype=False,
+        """The userid opens the single chatid (§3.4.1): answer with a welcome within 5 s."""
+        body = self._event(bot_id, "enter_chat", None, userid=userid, chatid=None, chattype=False,
                            msgid=msgid)  # fmt: skip
         return await self._push("aibot_event_callback", body, bot_id)
 
+    @_renamed
     async def send_card_click(
-        self, task_id: str, event_key: str, *, user: str = "alice", chat: str | None = None,
+        self, task_id: str, event_key: str, *, userid: str = "alice", chatid: str | None = None,
         card_type: str | None = None, selected_items: dict[str, Any] | None = None,
         bot_id: str | None = None, msgid: str | None = None,
     ) -> Callback:  # fmt: skip
-        """The user clicks ``event_key`` on the card ``task_id`` (§3.4.2, nested layout).
+        """The userid clicks ``event_key`` on the card ``task_id`` (§3.4.2, nested layout).
         ``card_type`` defaults to that of the card the bot sent with this task_id."""
         if card_type is None:
             card_type = "button_interaction"
-            for bubble in self._bot(bot_id).conversations.get(chat or user, []):
+            for bubble in self._bot(bot_id).conversations.get(chatid or userid, []):
                 if bubble.card is not None and bubble.card.get("task_id") == task_id:
                     card_type = str(bubble.card.get("card_type", card_type))
         data: dict[str, Any] = {"card_type": card_type, "event_key": event_key, "task_id": task_id}
         if selected_items is not None:
             data["selected_items"] = selected_items
-        body = self._event(bot_id, "template_card_event", data, user=user, chat=chat,
+        body = self._event(bot_id, "template_card_event", data, userid=userid, chatid=chatid,
                            chattype=True, msgid=msgid)  # fmt: skip
         return await self._push("aibot_event_callback", body, bot_id)
 
+    @_renamed
     async def send_feedback(
         self, feedback_id: str, *, type: int = 1, content: str | None = None,
-        user: str = "alice", bot_id: str | None = None, msgid: str | None = None,
+        userid: str = "alice", bot_id: str | None = None, msgid: str | None = None,
     ) -> Callback:  # fmt: skip
-        """The user rates a reply that carried ``feedback.id`` (§3.4.3); no reply is defined."""
+        """The userid rates a reply that carried ``feedback.id`` (§3.4.3); no reply is defined."""
         data: dict[str, Any] = {"id": feedback_id, "type": type}
         if content is not None:
             data["content"] = content
-        body = self._event(bot_id, "feedback_event", data, user=user, chat=None, chattype=True,
+        body = self._event(bot_id, "feedback_event", data, userid=userid, chatid=None, chattype=True,
                            msgid=msgid)  # fmt: skip
         return await self._push("aibot_event_callback", body, bot_id)

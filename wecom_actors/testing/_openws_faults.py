@@ -7,8 +7,12 @@ refuse_auth) are rules consumed by the next matching requests of that bot.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import trio
+from trio_websocket import ConnectionClosed, open_websocket_url
 
 if TYPE_CHECKING:
     from ._openws import FakeWeCom
@@ -113,6 +117,61 @@ class FaultInjector:
         for conn in conns:
             self._fake._kick(conn, close=close)
         return len(conns)
+
+    async def kick_by_second_subscriber(
+        self, *, bot_id: str | None = None, timeout: float = 10.0  # noqa: ASYNC109
+    ) -> int:
+        """A real kick-out (§3.4.4): the fake connects to itself as a second client and
+        subscribes with the bot's credentials, so the bot's connection is replaced exactly as a
+        second instance of the bot would replace it. Returns the intruder's connection id.
+
+        The intruder pings every 30 s and stays until it is itself replaced (the bot subscribes
+        again), closed by :meth:`close` / :meth:`drop`, or the fake stops."""
+        fake = self._fake
+        nursery = fake._nursery
+        if nursery is None:
+            raise RuntimeError("the fake is not being served")
+        bot = fake._bot(bot_id)
+        before = {c.id for c in fake._conns.values()}
+        with trio.fail_after(timeout):
+            await nursery.start(self._intruder, bot.bot_id, bot.secret)
+            await fake.wait_until(
+                lambda: (c := fake._live_conn(bot.bot_id)) is not None and c.id not in before,
+                timeout=None,
+            )
+        conn = fake._live_conn(bot.bot_id)
+        assert conn is not None
+        return conn.id
+
+    async def _intruder(
+        self, bot_id: str, secret: str, *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        subscribe = {"cmd": "aibot_subscribe", "headers": {"req_id": "second-subscriber"},
+                     "body": {"bot_id": bot_id, "secret": secret}}  # fmt: skip
+        try:
+            async with open_websocket_url(
+                self._fake.url, ssl_context=self._fake.client_ssl_context(), disconnect_timeout=1
+            ) as ws:
+                await ws.send_message(json.dumps(subscribe))
+                ack = json.loads(await ws.get_message())
+                if ack.get("errcode") != 0:
+                    raise RuntimeError(f"the second subscriber was refused: {ack!r}")
+                task_status.started()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._intruder_pings, ws)
+                    while True:
+                        await ws.get_message()  # callbacks, acks, disconnected_event: ignored
+        except* ConnectionClosed:
+            pass  # replaced or closed: its job is done
+
+    @staticmethod
+    async def _intruder_pings(ws: object) -> None:
+        n = 0
+        while True:
+            await trio.sleep(30.0)
+            n += 1
+            frame = {"cmd": "ping", "headers": {"req_id": f"second-subscriber-ping-{n}"}}
+            await ws.send_message(json.dumps(frame))  # type: ignore[attr-defined]
 
     def send_junk(self, text: str, *, bot_id: str | None = None) -> int:
         """Push ``text`` verbatim as one text frame (§8 scenario 18: non-JSON payloads)."""

@@ -14,6 +14,7 @@ __all__ = [
     "Bubble",
     "BubbleKind",
     "Callback",
+    "ConnectionView",
     "FakeStatistics",
     "RecordedFrame",
     "StreamView",
@@ -134,3 +135,25 @@ class FakeStatistics:
     frames_out: int
     acks_by_errcode: Mapping[int, int] = field(default_factory=dict)
     callbacks_pushed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One WebSocket connection to the fake (times are trio time).
+
+    ``replaced`` means it was kicked (got a ``disconnected_event``). Once ``closed``,
+    ``close_code`` is the WebSocket close code (1006 when the socket went away without a close
+    handshake) and ``closed_by`` says who started the close: ``"server"`` or ``"client"``.
+    """
+
+    id: int
+    bot_id: str | None
+    subscribed: bool
+    replaced: bool
+    closing: bool
+    closed: bool
+    opened_at: float
+    last_frame_at: float
+    close_code: int | None = None
+    close_reason: str | None = None
+    closed_by: Literal["server", "client"] | None = None

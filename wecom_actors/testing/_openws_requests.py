@@ -33,6 +33,7 @@ class RequestsMixin:
         frames: list[RecordedFrame]
         faults: FaultInjector
         ack_delay: float
+        close_codes: dict[str, int]
         _bots: dict[str, BotState]
         _rules: Rules
         _live: dict[str, Conn]
@@ -140,7 +141,7 @@ class RequestsMixin:
             self._subscribes_refused += 1
             self._notify()
             await self._ack(conn, req_id, *refused)
-            await self._close(conn, 1000, "subscribe refused")
+            await self._close(conn, self.close_codes["subscribe_refused"], "subscribe refused")
             return
         assert bot is not None and faults is not None
         injected = faults.take(faults.ack_errors, "aibot_subscribe") if faults else None

@@ -63,6 +63,7 @@ from ._webhook_records import (
     WebhookView,
 )
 from ._webhook_server import IssuedUrl, ServerMixin
+from ._wecom_ids import new_msgid
 
 __all__ = [
     "FakeWebhookErrcode",
@@ -231,8 +232,9 @@ class FakeWebhookWeCom(ServerMixin):
     # --- building callbacks --------------------------------------------------------------------
 
     def new_msgid(self) -> str:
+        """A fresh WeCom-shaped msgid (``CAIQ...``, base64)."""
         self._n += 1
-        return f"CAIQ{self._n:08d}{self._rng.getrandbits(40):010x}="
+        return new_msgid(self._rng, int(self.wall_clock()), self._n)
 
     def message(self, userid: str, msgtype: str, fields: dict[str, Any], *, chatid: str | None = None, msgid: str | None = None) -> dict[str, Any]:
         """A message callback body (§4.2); a group message only for text and mixed (§8.2)."""

@@ -8,19 +8,24 @@ served by hypercorn from ``FakeWebhookWeCom.run``).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import trio
 
+from ._openws_views import DEFAULT_WAIT
 from ._webhook_crypto import cbc, pad32
 from ._webhook_records import CONTENT_LIMIT, FakeWebhookErrcode, ResponseUrlPost, WebhookView
+from ._wecom_ids import new_response_code
 
 if TYPE_CHECKING:
     import random
 
-__all__ = ["IssuedUrl", "ServerMixin"]
+__all__ = ["RESPONSE_PATH", "IssuedUrl", "ServerMixin"]
+
+RESPONSE_PATH = "/cgi-bin/aibot/response"  # WeCom's response_url path (§7)
 
 
 @dataclass
@@ -62,25 +67,32 @@ class ServerMixin:
             self._media[token] = (blob, trio.current_time(), filename)
         return f"{self.base_url}/media/{token}"
 
-    async def wait_pushes(self, view: WebhookView, count: int = 1) -> list[Any]:
-        """Wait until ``count`` response_url posts of ``view`` were accepted."""
-        while len(view.pushes) < count:
-            await self._posted.wait()
+    async def wait_pushes(
+        self, view: WebhookView, count: int = 1, *, timeout: float | None = DEFAULT_WAIT  # noqa: ASYNC109
+    ) -> list[Any]:
+        """Wait until ``count`` response_url posts of ``view`` were accepted; raises
+        :class:`trio.TooSlowError` after ``timeout`` trio seconds (``None``: never)."""
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            while len(view.pushes) < count:
+                await self._posted.wait()
         return view.pushes
 
-    async def wait_idle(self) -> None:
-        """Wait until no request to the fake's own server (media, response_url) is being answered."""
-        while self._active:
-            await self._idle.wait()
+    async def wait_idle(self, *, timeout: float | None = DEFAULT_WAIT) -> None:  # noqa: ASYNC109
+        """Wait until no request to the fake's own server (media, response_url) is being
+        answered; raises :class:`trio.TooSlowError` after ``timeout`` trio seconds."""
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            while self._active:
+                await self._idle.wait()
 
     def _new_code(self) -> str:
         return f"{self._rng.getrandbits(96):024x}"
 
     def _issue_response_url(self, view: WebhookView) -> str:
-        """A fresh response_url for ``view``, accepting one POST for ``response_url_ttl`` (§7)."""
-        code = self._new_code()
+        """A fresh response_url for ``view``, accepting one POST for ``response_url_ttl`` (§7).
+        Shaped like WeCom's: ``.../cgi-bin/aibot/response?response_code=CODE``."""
+        code = new_response_code(self._rng)
         self._urls[code] = IssuedUrl(view, trio.current_time())
-        return f"{self.base_url}/response/{code}"
+        return f"{self.base_url}{RESPONSE_PATH}?response_code={code}"
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -106,14 +118,16 @@ class ServerMixin:
                 status, body, ctype = 200, item[0], b"application/octet-stream"
                 if item[2]:
                     extra = [(b"content-disposition", f"attachment; filename*=UTF-8''{quote(item[2])}".encode())]
-        elif path.startswith("/response/") and method == "POST":
+        elif path == RESPONSE_PATH and method == "POST":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             chunks = []
             while True:
                 event = await receive()
                 chunks.append(event.get("body", b""))
                 if not event.get("more_body"):
                     break
-            errcode, errmsg = self._response_url(path[10:], b"".join(chunks), now)
+            code = query.get("response_code", [""])[0]
+            errcode, errmsg = self._response_url(code, b"".join(chunks), now)
             status, ctype = 200, b"application/json"
             body = json.dumps({"errcode": int(errcode), "errmsg": errmsg}).encode()
         headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]
