@@ -1,6 +1,7 @@
 """The sans-IO core imports no I/O framework (STYLE.md habit 3).
 
-``wecom_actors/protocol/``, ``wecom_actors/crypto.py`` and ``wecom_actors/render.py`` must never
+``wecom_actors/protocol/``, ``wecom_actors/crypto.py``, ``wecom_actors/render.py`` and
+``wecom_actors/longconn/correlation.py`` must never
 import trio, trio_websocket, httpx or hypercorn, neither directly nor through another
 wecom_actors module. Two independent checks:
 
@@ -39,7 +40,7 @@ SANS_IO = sorted(
         for p in (PACKAGE_DIR / "protocol").glob("*.py")
         if p.stem != "__init__"
     ]
-    + [f"{PACKAGE}.crypto", f"{PACKAGE}.render"]
+    + [f"{PACKAGE}.crypto", f"{PACKAGE}.render", f"{PACKAGE}.longconn.correlation"]
 )
 
 
