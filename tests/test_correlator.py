@@ -1,4 +1,5 @@
-"""The Correlator alone, over an in-memory transport, in virtual time."""
+"""The Correlator actor with a connection's Writer and Reader, over an in-memory transport, in
+virtual time (the rules themselves: tests/test_correlation.py)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,53 @@ import trio
 import trio.testing
 
 from wecom_actors.errors import AckError, AckTimeout, ConnectionLost, OutcomeUnknown
-from wecom_actors.longconn.correlator import Correlator
+from wecom_actors.longconn.correlator import (
+    ConnectionDown,
+    ConnectionUp,
+    Correlator,
+    Requester,
+    WriteBatch,
+    Writer,
+)
 from wecom_actors.longconn.reader import Reader
 
 from .memws import Peer
 
+_generations = itertools.count(1)
+
 
 async def _start(nursery: trio.Nursery, correlator: Correlator, peer: Peer) -> trio.CancelScope:
+    """One connection: a Writer and a Reader in their own nursery; the Correlator is told by
+    message when it is up and when it is down (the ConnectionSupervisor's job in the bot)."""
     scope = trio.CancelScope()
+    generation = next(_generations)
 
     async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            async with trio.open_nursery() as conn_nursery:
-                generation = await conn_nursery.start(correlator.run, peer.transport)
-                reader = Reader(peer.transport, correlator, generation, _no_callbacks, _counters())
-                await conn_nursery.start(reader.run)
-                task_status.started()
+        writer_tx, writer_rx = trio.open_memory_channel[WriteBatch](64)
+        try:
+            with scope:
+                async with trio.open_nursery() as conn_nursery:
+                    await conn_nursery.start(Writer(peer.transport, writer_rx, bound=5).run)
+                    await correlator.mailbox.send(ConnectionUp(generation, writer_tx, None))
+                    reader = Reader(peer.transport, correlator.mailbox, generation, _no_callbacks)  # type: ignore[arg-type]
+                    await conn_nursery.start(reader.run)
+                    task_status.started()
+        finally:
+            writer_rx.close()
+            correlator.mailbox.send_nowait(ConnectionDown(generation))
 
     await nursery.start(run)
     return scope
 
 
-def _no_callbacks(req_id: str, message: object) -> None:
-    raise AssertionError("no callbacks expected")
+class _NoCallbacks:
+    """The Router's mailbox stand-in: no callbacks expected here."""
+
+    def send_nowait(self, callbacks: object) -> None:
+        raise AssertionError("no callbacks expected")
 
 
-def _counters() -> dict[str, int]:
-    return dict.fromkeys(("frames_in", "junk_frames", "unknown_frames"), 0)
+_no_callbacks = _NoCallbacks()
 
 
 async def test_one_frame_in_flight_per_req_id_and_order_kept(mock_clock: trio.testing.MockClock) -> None:
@@ -44,10 +65,11 @@ async def test_one_frame_in_flight_per_req_id_and_order_kept(mock_clock: trio.te
     results: list[str] = []
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             await _start(nursery, c, peer)
 
             async def send(i: int) -> None:
-                await c.request("aibot_respond_msg", "CB1", {"n": i})
+                await Requester(c.mailbox).request("aibot_respond_msg", "CB1", {"n": i})
                 results.append(f"done{i}")
 
             for i in range(3):
@@ -72,8 +94,9 @@ async def test_conflict_6000_is_retried_with_backoff(autojump_clock: trio.testin
     peer = Peer(0)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             await _start(nursery, c, peer)
-            nursery.start_soon(c.request, "aibot_respond_msg", "CB1", {"x": 1})
+            nursery.start_soon(Requester(c.mailbox).request, "aibot_respond_msg", "CB1", {"x": 1})
             times = []
             for errcode in (6000, 6000, 6000, 0):
                 frame = await peer.recv()
@@ -91,11 +114,12 @@ async def test_other_errcode_fails_and_timeout_fails(autojump_clock: trio.testin
     peer = Peer(0)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             await _start(nursery, c, peer)
 
             async def refused() -> None:
                 with pytest.raises(AckError) as info:
-                    await c.request("aibot_send_msg", "R1", {})
+                    await Requester(c.mailbox).request("aibot_send_msg", "R1", {})
                 assert info.value.errcode == 40058
 
             nursery.start_soon(refused)
@@ -103,7 +127,7 @@ async def test_other_errcode_fails_and_timeout_fails(autojump_clock: trio.testin
             await peer.ack(frame["headers"]["req_id"], 40058, "too long")
             start = trio.current_time()
             with pytest.raises(AckTimeout):
-                await c.request("aibot_send_msg", "R2", {})
+                await Requester(c.mailbox).request("aibot_send_msg", "R2", {})
             assert trio.current_time() - start == 5
             assert c.statistics().lanes == 0
             nursery.cancel_scope.cancel()
@@ -116,13 +140,14 @@ async def test_reconnect_resends_idempotent_and_fails_the_rest(mock_clock: trio.
 
     async def call(name: str, cmd: str, req_id: str, idempotent: bool, bound: bool = False) -> None:
         try:
-            await c.request(cmd, req_id, {"n": name}, idempotent=idempotent, bound=bound)
+            await Requester(c.mailbox).request(cmd, req_id, {"n": name}, idempotent=idempotent, bound=bound)
             outcomes[name] = "ok"
         except (OutcomeUnknown, ConnectionLost) as exc:
             outcomes[name] = type(exc).__name__
 
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             scope = await _start(nursery, c, first)
             nursery.start_soon(call, "stream", "aibot_respond_msg", "CB1", True)
             nursery.start_soon(call, "push", "aibot_send_msg", "P1", False)
@@ -146,6 +171,7 @@ async def test_846609_kills_the_connection_and_resends_after_resubscribe(mock_cl
     first, second = Peer(0), Peer(1)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
 
             async def first_conn() -> None:
                 with pytest.RaisesGroup(pytest.RaisesGroup(ConnectionLost)):
@@ -156,7 +182,7 @@ async def test_846609_kills_the_connection_and_resends_after_resubscribe(mock_cl
             result: list[str] = []
 
             async def push() -> None:
-                await c.request("aibot_send_msg", "P1", {}, idempotent=False)
+                await Requester(c.mailbox).request("aibot_send_msg", "P1", {}, idempotent=False)
                 result.append("ok")
 
             nursery.start_soon(push)
@@ -179,7 +205,7 @@ async def test_ten_thousand_requests_leave_no_state(autojump_clock: trio.testing
 
     async def one(i: int) -> None:
         nonlocal done
-        await c.request("aibot_respond_msg", f"CB{i % 500}", {"i": i})
+        await Requester(c.mailbox).request("aibot_respond_msg", f"CB{i % 500}", {"i": i})
         done += 1
 
     async def server() -> None:
@@ -189,6 +215,7 @@ async def test_ten_thousand_requests_leave_no_state(autojump_clock: trio.testing
 
     with trio.fail_after(120):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             await _start(nursery, c, peer)
             nursery.start_soon(server)
             async with trio.open_nursery() as callers:
@@ -206,12 +233,13 @@ async def test_cancelled_caller_is_never_written(mock_clock: trio.testing.MockCl
     peer = Peer(0)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
             await _start(nursery, c, peer)
-            nursery.start_soon(c.request, "aibot_respond_msg", "CB1", {"n": 0})
+            nursery.start_soon(Requester(c.mailbox).request, "aibot_respond_msg", "CB1", {"n": 0})
             frame = await peer.recv()
             with trio.CancelScope() as abandoned:
                 nursery.start_soon(_cancel_soon, abandoned)
-                await c.request("aibot_respond_msg", "CB1", {"n": 1})  # queued behind n=0
+                await Requester(c.mailbox).request("aibot_respond_msg", "CB1", {"n": 1})  # queued behind n=0
             await peer.ack("CB1")
             await trio.testing.wait_all_tasks_blocked()
             with pytest.raises(trio.WouldBlock):
@@ -224,3 +252,32 @@ async def test_cancelled_caller_is_never_written(mock_clock: trio.testing.MockCl
 async def _cancel_soon(scope: trio.CancelScope) -> None:
     await trio.testing.wait_all_tasks_blocked()
     scope.cancel()
+
+
+async def test_one_batch_of_requests_is_one_write(mock_clock: trio.testing.MockClock) -> None:
+    """Requests posted together are taken in one mailbox batch and written with one send_many."""
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    writes: list[int] = []
+    send_many = peer.transport.send_many
+
+    async def recording(frames: list[bytes]) -> None:
+        writes.append(len(frames))
+        await send_many(frames)
+
+    peer.transport.send_many = recording  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(c.run)
+        await _start(nursery, c, peer)
+        await trio.testing.wait_all_tasks_blocked()
+        batches = c.batches
+        for i in range(100):
+            Requester(c.mailbox).submit_nowait("aibot_respond_msg", f"CB{i}", {"i": i}, reply=None, token=None)  # type: ignore[arg-type]
+        await trio.testing.wait_all_tasks_blocked()
+        assert writes == [100]
+        assert c.batches == batches + 1
+        stats = c.mailbox_statistics()
+        assert stats.buffer_used == 0 and stats.buffer_max == 4096
+        for _ in range(100):
+            await peer.recv()
+        nursery.cancel_scope.cancel()

@@ -13,6 +13,7 @@ import trio
 from .errors import ReplyFailed, RequestError, StaleReply
 from .handlers.turn import FINAL_FRAME_BOUND, Handler, Turn
 from .ids import IdGen
+from .mailbox import MailboxStatistics
 from .protocol.inbound import EventMessage, InboundMessage
 from .protocol.inbound import MediaRef as InboundMediaRef
 from .router import Router
@@ -51,6 +52,8 @@ class BotStatistics(msgspec.Struct, frozen=True):
     handler_errors: int
     replies_failed: int
     pending_timers: int = 0  # SessionStreams timers that may still fire (coalescing, 6-minute windows)
+    #: Each actor's mailbox by actor name: trio's channel statistics and the batches taken.
+    mailboxes: dict[str, MailboxStatistics] = msgspec.field(default_factory=dict)
 
 
 class BotCore:
@@ -178,8 +181,12 @@ class BotCore:
     def statistics(self) -> BotStatistics:
         raise NotImplementedError
 
+    def _base_mailboxes(self) -> dict[str, MailboxStatistics]:
+        return {"session_streams": self.streams.mailbox_statistics()}
+
     def _base_statistics(self, **mode_fields: Any) -> BotStatistics:
         router = self.router.statistics()
+        mode_fields["mailboxes"] = {**self._base_mailboxes(), **mode_fields.get("mailboxes", {})}
         return BotStatistics(
             mode=self.mode,
             sessions=router.sessions,

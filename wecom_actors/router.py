@@ -14,6 +14,9 @@
   (frame sizes) in all queues together. Only a message beyond the guard is refused: it is
   answered at once by ``on_busy`` (a short "busy" reply), counted and logged. The reader is
   never blocked by a slow session.
+* Mailbox: the long connection's Reader posts the callbacks of one socket read as one list of
+  ``(req_id, message, size)`` to :attr:`Router.mailbox`; the Router's task takes every list
+  waiting at once and routes them. A full mailbox makes the Reader wait (TCP backpressure).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import trio
 
+from .mailbox import MailboxStatistics, fill, mailbox_statistics
 from .protocol.inbound import (
     EventMessage,
     InboundMessage,
@@ -53,6 +57,11 @@ class RouterStatistics(msgspec.Struct, frozen=True):
 
 #: Size assumed for a message whose caller gives none (bytes).
 DEFAULT_MESSAGE_SIZE = 1024
+#: The Router's mailbox, in lists (one per socket read).
+MAILBOX_SIZE = 1024
+
+#: What the Reader posts: the callbacks of one read.
+Routed = list[tuple[str, InboundMessage, int]]
 
 
 class _Session:
@@ -103,10 +112,16 @@ class Router:
         self._nursery: trio.Nursery | None = None  # handlers
         self._notices: trio.Nursery | None = None  # busy and restart answers
         self._counts = dict.fromkeys(("received", "duplicates", "busy", "unknown"), 0)
+        self.mailbox, self._rx = trio.open_memory_channel[Routed](MAILBOX_SIZE)
+        self.batches = self.messages = 0
+
+    def mailbox_statistics(self) -> MailboxStatistics:
+        return mailbox_statistics(self._rx, self.batches, self.messages)
 
     def submit_nowait(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
-        """Route one callback now (``size``: its frame's bytes, for the memory guard). Never
-        blocks: routing is a few dict operations and a task spawn, so the Reader calls it inline."""
+        """Route one callback now (``size``: its frame's bytes, for the memory guard), from the
+        Router's own caller (the webhook server, tests). Never blocks: routing is a few dict
+        operations and a task spawn."""
         self._route(req_id, message, size)
 
     async def submit(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
@@ -143,9 +158,12 @@ class Router:
         return self._accepting
 
     async def wait_idle(self) -> None:
-        """Wait until no handler runs and nothing is queued."""
-        while self._pending or self._running:
-            await self._idle.wait()
+        """Wait until no handler runs and nothing is queued (the mailbox included)."""
+        while self._pending or self._running or self._rx.statistics().current_buffer_used:
+            if self._pending or self._running:
+                await self._idle.wait()
+            else:
+                await trio.lowlevel.checkpoint()  # the Router's task routes what is waiting
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own two nurseries: handlers (session workers, events) and short notices (busy and
@@ -155,7 +173,14 @@ class Router:
             async with trio.open_nursery() as handlers:
                 self._nursery = handlers
                 task_status.started()
-                await trio.sleep_forever()
+                rx = self._rx
+                while True:
+                    batch = fill(rx, [await rx.receive()])
+                    self.batches += 1
+                    for routed in batch:
+                        self.messages += len(routed)
+                        for req_id, message, size in routed:
+                            self._route(req_id, message, size)
             await trio.sleep_forever()
 
     def is_duplicate(self, msgid: str) -> bool:

@@ -24,11 +24,12 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
 from .errors import ReplyFailed, RequestError, StaleReply
+from .mailbox import MailboxStatistics, fill, mailbox_statistics
 from .protocol.limits import MAX_CONTENT_BYTES, MAX_MSG_ITEMS, STREAM_WINDOW_SECONDS
 from .protocol.replies import MsgItem, TemplateCard, UpdateCardReply
 from .render import first_part, msg_item_image, split_content
@@ -80,6 +81,11 @@ class ReplyChannel(Protocol):
         ...
 
 
+#: The SessionStreams mailbox: settlements of stream frames (lists of requests whose ``token``
+#: is called with the outcome) and wake-ups for an earlier timer.
+MAILBOX_SIZE = 4096
+_WAKE = "wake"
+
 #: A timer in the SessionStreams heap: ``[when, seq, callback]``; a cancelled one has
 #: ``callback = None`` and is skipped (and compacted away) instead of being searched for.
 Timer = list
@@ -101,7 +107,8 @@ class SessionStreams:
     def __init__(self) -> None:
         self._heap: list[Timer] = []
         self._seq = itertools.count()
-        self._changed = trio.Event()
+        self.mailbox, self._rx = trio.open_memory_channel[Any](MAILBOX_SIZE)
+        self.batches = self.messages = 0
         self._nursery: trio.Nursery | None = None
         self._live = 0
         self._cancelled = 0
@@ -111,7 +118,10 @@ class SessionStreams:
         """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``; the
         returned handle goes to :meth:`cancel`."""
         if not self._heap or when < self._heap[0][0]:
-            self._changed.set()
+            try:
+                self.mailbox.send_nowait(_WAKE)
+            except trio.WouldBlock:
+                pass  # the mailbox is full: the actor wakes anyway and sees the new timer
         timer: Timer = [when, next(self._seq), callback]
         heapq.heappush(self._heap, timer)
         self._live += 1
@@ -140,16 +150,25 @@ class SessionStreams:
         """Timers that may still fire (cancelled ones not counted)."""
         return self._live
 
+    def mailbox_statistics(self) -> MailboxStatistics:
+        return mailbox_statistics(self._rx, self.batches, self.messages)
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()
-            heap = self._heap
+            heap, rx = self._heap, self._rx
             while True:
                 deadline = heap[0][0] if heap else math.inf
+                first: object = None
                 with trio.move_on_at(deadline):
-                    await self._changed.wait()
-                self._changed = trio.Event()
+                    first = await rx.receive()
+                batch = fill(rx, [] if first is None else [first])
+                self.batches += 1
+                self.messages += len(batch)
+                for message in batch:
+                    if message is not _WAKE:
+                        self._settle(message)
                 now = trio.current_time()
                 while heap and heap[0][0] <= now:
                     timer = heapq.heappop(heap)
@@ -161,6 +180,16 @@ class SessionStreams:
                     self._live -= 1
                     self.timers_fired += 1
                     callback()
+
+
+    @staticmethod
+    def _settle(requests: list[Any]) -> None:
+        """Settled stream frames: each request's ``token`` gets its outcome."""
+        for req in requests:
+            try:
+                req.token(req.error)
+            except Exception:  # a stream's bug must not stop every other stream
+                log.exception("a stream frame's settlement failed (req_id %s)", req.req_id)
 
 
 class ReplyStream:
@@ -349,8 +378,11 @@ class ReplyStream:
     def _start_frame(self, content: str, *, finish: bool, on_done: FrameDone) -> None:
         kwargs = self._frame_kwargs(finish)
         if self._nowait is not None:
-            self._nowait(self.stream_id, content, finish, on_done=on_done, **kwargs)
-            return
+            try:
+                self._nowait(self.stream_id, content, finish, on_done=on_done, **kwargs)
+                return
+            except trio.WouldBlock:
+                pass  # the Correlator's mailbox is full: this frame waits for room in a task
 
         async def send() -> None:
             try:

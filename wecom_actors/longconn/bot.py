@@ -50,13 +50,14 @@ class LongConnBot(BotCore):
     ) -> None:
         super().__init__(config, handler, http_client=http_client, rng=rng)
         self.correlator = Correlator(ack_timeout=config.ack_timeout)
+        self.requests = self.correlator.requester()
         self.supervisor = ConnectionSupervisor(
             url=config.ws_url,
             bot_id=config.bot_id,
             secret=config.bot_secret,
             transport_factory=transport_factory or _transport_for(config),
-            correlator=self.correlator,
-            deliver=self.router.submit_nowait,
+            correlator=self.correlator.mailbox,
+            router=self.router.mailbox,
             new_req_id=self.ids.req_id,
             rng=rng,
             heartbeat_interval=config.heartbeat_interval,
@@ -80,12 +81,13 @@ class LongConnBot(BotCore):
         self.handle = handle
         async with trio.open_nursery() as nursery:
             await nursery.start(self.streams.run)
+            await nursery.start(self.correlator.run)
             await nursery.start(self.router.run)
             await nursery.start(self.supervisor.run)
             task_status.started()
 
     def statistics(self) -> BotStatistics:
-        sup, corr = self.supervisor.counters, self.correlator.statistics()
+        sup, corr = self.supervisor.totals(), self.correlator.statistics()
         return self._base_statistics(
             state=self.supervisor.state,
             connects=sup["connects"],
@@ -96,10 +98,13 @@ class LongConnBot(BotCore):
             frames_in=sup["frames_in"],
             junk_frames=sup["junk_frames"],
             pings_missed=sup["pings_missed"],
+            mailboxes={"router": self.router.mailbox_statistics(), "correlator": self.correlator.mailbox_statistics()},
         )
 
     def channel_for(self, req_id: str, message: InboundMessage) -> LongConnReplies:
-        channel = LongConnReplies(self.correlator, req_id, message.conversation, self.push_markdown)
+        channel = LongConnReplies(
+            self.requests, req_id, message.conversation, self.push_markdown, self.streams.mailbox
+        )
         return _CountedReplies(channel, self.limiter)  # type: ignore[return-value]
 
     async def push_markdown(self, chatid: str, text: str) -> None:
@@ -125,7 +130,7 @@ class LongConnBot(BotCore):
         """Chunked upload (see :mod:`.upload`); ``options`` go to ``upload_media``."""
         plan_chunks(kind, filename, len(data), max_bytes=options.get("max_bytes"))
         await self.upload_limiter.acquire("uploads")
-        return await upload_media(self.correlator, self.ids, kind, filename, data, **options)
+        return await upload_media(self.requests, self.ids, kind, filename, data, **options)
 
     async def upload_media(self, kind: str, filename: str, data: bytes) -> str:
         """Upload temp media (valid 3 days) and return its media_id."""
@@ -134,7 +139,7 @@ class LongConnBot(BotCore):
     async def _send(self, body: SendMsgBody) -> None:
         """One aibot_send_msg within the conversation's rate budget (waits, or Overloaded)."""
         await self.limiter.acquire(body.chatid)
-        await self.correlator.request(Cmd.SEND_MSG, self.ids.req_id(Cmd.SEND_MSG), body, idempotent=False)
+        await self.requests.request(Cmd.SEND_MSG, self.ids.req_id(Cmd.SEND_MSG), body, idempotent=False)
         self.counts["pushes"] += 1
 
 

@@ -1,114 +1,138 @@
-"""The Correlator: the only writer on the socket, and the keeper of req_id -> ack waiters.
+"""The Correlator actor, its connection Writer, and the handle callers send requests through.
 
-State lives at bot level and survives reconnects (lanes of requests per req_id, the timer heap);
-:meth:`Correlator.run` is the per-connection writer task, started inside the connection's nursery.
-Enqueueing a request and matching an ack are synchronous (a few dict and deque operations); the
-writer task is woken only when there is something to write or a timer to serve, and it writes
-every ready frame at once, so a burst of N frames costs one wake-up (DESIGN.md §8).
+The Correlator is a task that owns the :class:`~.correlation.CorrelationTable` (the rules live
+there, sans-IO) and a bounded mailbox. Every interaction is a message:
 
-Rules (ws-protocol.md §2.2, §4.3):
+* a :class:`~.correlation.Request` (from a :class:`Requester`, the Heartbeat, a stream): submit;
+* :class:`Acks` (from the Reader of one connection: the acks of one read, one list);
+* :class:`ConnectionUp` / :class:`ConnectionDown` (from the ConnectionSupervisor): the Writer's
+  mailbox and the Heartbeat's mailbox of a subscribed connection, or its end;
+* :class:`ProbeResult` (from the Heartbeat): the connection answered the probe a late ack asked for.
 
-* at most one frame in flight per req_id; later frames for the same req_id wait in order;
-* errcode 6000 (conflict): retried after 0.2, 0.4, 0.8 s (bounded);
-* errcode 846609 (not subscribed): the connection is declared lost and the frame is sent again
-  after the next successful subscribe (bounded);
-* any other non-zero errcode fails the request with :class:`~wecom_actors.errors.AckError`;
-* no ack within ``ack_timeout``: :class:`~wecom_actors.errors.AckTimeout`;
-* a frame whose connection died before its ack is sent again on the next connection if it is
-  idempotent (stream frames: content is full-replace), else it fails with
-  :class:`~wecom_actors.errors.OutcomeUnknown` (never resent: that could duplicate a message);
-* nothing is resent after its ack, and no per-request state outlives the request.
+Its loop takes ``await receive()`` once (or its next deadline passes), then ``receive_nowait()``
+until the mailbox is empty (at most ``BATCH_MAX``), feeds the whole batch to the table, and
+sends one message per destination: the frames ready to go out (one list) to the Writer, each
+settled request list to its ``reply`` channel, a :data:`PROBE` to the Heartbeat.
+
+The Writer is the one task that writes on a connection (in the connection's nursery): each batch
+is one ``send_many``, shielded so a cancelled writer never leaves half a frame on a live socket,
+bounded so a stalled peer cannot hold the shield forever. When WeCom answers 846609 the batch
+carries the reason and the Writer raises :class:`ConnectionLost` after writing.
 """
 
 from __future__ import annotations
 
-import enum
-import heapq
-import itertools
 import logging
 import math
-from collections import deque
-from collections.abc import Callable
+from typing import Any, NamedTuple
 
-import msgspec
 import trio
 
-from ..errors import AckError, AckTimeout, ConnectionLost, OutcomeUnknown, Overloaded
+from ..errors import ConnectionLost
+from ..mailbox import MailboxStatistics, fill, mailbox_statistics, post
 from ..protocol.frames import Ack, encode_request
-from ..protocol.limits import ErrCode
+from .correlation import CorrelationTable, CorrelatorStatistics, Request
 from .transport import Transport
 
-__all__ = ["Correlator", "CorrelatorStatistics"]
+__all__ = [
+    "PROBE",
+    "Acks",
+    "ConnectionDown",
+    "ConnectionUp",
+    "Correlator",
+    "CorrelatorStatistics",
+    "ProbeResult",
+    "Request",
+    "Requester",
+    "Writer",
+]
 
 log = logging.getLogger("wecom_actors.correlator")
 
-
-class _State(enum.Enum):
-    QUEUED = "queued"  # waiting to be written
-    IN_FLIGHT = "in_flight"  # written, waiting for its ack
-    SUSPECT = "suspect"  # idempotent, its ack is late: waiting for the connection probe
-    WAIT_RETRY = "wait_retry"  # got 6000, waiting for its retry time
-    DONE = "done"
+#: The Correlator's mailbox (requests, ack lists, connection events).
+MAILBOX_SIZE = 4096
+#: A Writer's mailbox (lists of frames).
+WRITER_MAILBOX_SIZE = 64
 
 
-class _Pending:
-    __slots__ = (
-        "abandoned",
-        "ack",
-        "attempts",
-        "bound",
-        "callback",
-        "cmd",
-        "conflicts",
-        "deadline",
-        "error",
-        "event",
-        "frame",
-        "generation",
-        "idempotent",
-        "req_id",
-        "resubscribes",
-        "state",
-        "timeouts",
-    )
-
-    def __init__(self, cmd: str, req_id: str, frame: bytes, idempotent: bool, bound: bool) -> None:
-        self.cmd = cmd
-        self.req_id = req_id
-        self.frame = frame
-        self.idempotent = idempotent
-        self.bound = bound  # only meaningful on the connection it was made for (ping)
-        self.event = trio.Event()
-        self.callback: Callable[[_Pending], None] | None = None
-        self.ack: Ack | None = None
-        self.error: Exception | None = None
-        self.state = _State.QUEUED
-        self.abandoned = False
-        self.attempts = 0
-        self.conflicts = 0
-        self.resubscribes = 0
-        self.timeouts = 0
-        self.deadline = 0.0
-        self.generation = 0
+class Acks(NamedTuple):
+    generation: int
+    acks: list[Ack]
 
 
-def _waiting(entry: tuple[float, _Pending], generation: int) -> bool:
-    """Is this in-flight entry still waiting for its ack on this connection?"""
-    deadline, p = entry
-    return p.state is _State.IN_FLIGHT and p.generation == generation and p.deadline == deadline
+class ConnectionUp(NamedTuple):
+    generation: int
+    writer: trio.MemorySendChannel[WriteBatch]
+    heartbeat: trio.MemorySendChannel[Any] | None
 
 
-class CorrelatorStatistics(msgspec.Struct, frozen=True):
-    lanes: int
-    queued: int
-    in_flight: int
-    timers: int
-    sent: int
-    acked: int
-    failed: int
-    conflicts_retried: int
-    resent_after_reconnect: int
-    unmatched_acks: int
+class ConnectionDown(NamedTuple):
+    generation: int
+
+
+class ProbeResult(NamedTuple):
+    generation: int
+    healthy: bool
+
+
+class WriteBatch(NamedTuple):
+    frames: list[bytes]
+    lost: str | None  # the connection must be dropped after these frames (846609)
+
+
+#: Sent to the Heartbeat: an idempotent frame's ack is late, ping now.
+PROBE = "probe"
+
+
+class Requester:
+    """How a caller (a reply channel, an upload, a proactive send) talks to the Correlator."""
+
+    __slots__ = ("mailbox",)
+
+    def __init__(self, mailbox: trio.MemorySendChannel[Any]) -> None:
+        self.mailbox = mailbox
+
+    async def request(
+        self, cmd: str, req_id: str, body: object = None, *, idempotent: bool = True, bound: bool = False
+    ) -> Ack:
+        """Send one request and wait for its successful ack (on a one-shot reply channel).
+
+        Raises AckError, AckTimeout, OutcomeUnknown, Overloaded or ConnectionLost (``bound``
+        requests whose connection died). Cancelling the caller abandons the request: if it has
+        not been written yet it never will be.
+        """
+        reply_tx, reply_rx = trio.open_memory_channel[list[Request]](1)
+        req = Request(cmd, req_id, encode_request(cmd, req_id, body), idempotent=idempotent, bound=bound, reply=reply_tx)
+        with reply_rx:
+            try:
+                await post(self.mailbox, req)
+                await reply_rx.receive()
+            except BaseException:
+                req.abandoned = True
+                raise
+        error = req.error
+        if error is not None:
+            try:
+                raise error
+            finally:  # no frame -> traceback -> error cycle left behind
+                del error, req
+        assert req.ack is not None
+        return req.ack
+
+    def submit_nowait(
+        self,
+        cmd: str,
+        req_id: str,
+        body: object,
+        *,
+        reply: trio.MemorySendChannel[Any],
+        token: object,
+        idempotent: bool = True,
+    ) -> None:
+        """Send a request without waiting; its settlement goes to ``reply`` as a list of
+        requests (``token`` tells the receiver which). Raises WouldBlock when the mailbox is full."""
+        frame = encode_request(cmd, req_id, body)
+        self.mailbox.send_nowait(Request(cmd, req_id, frame, idempotent=idempotent, reply=reply, token=token))
 
 
 class Correlator:
@@ -120,298 +144,137 @@ class Correlator:
         max_conflict_retries: int = 3,
         max_resubscribe_retries: int = 3,
         max_ack_timeouts: int = 2,
+        mailbox_size: int = MAILBOX_SIZE,
     ) -> None:
         self.ack_timeout = ack_timeout
-        self.max_ack_timeouts = max_ack_timeouts
-        #: Called when an idempotent frame's ack is late: the connection should be probed now
-        #: (the Heartbeat sets this) and the answer given to :meth:`probe_result`.
-        self.on_suspect: Callable[[], None] | None = None
-        self.max_lane = max_lane
-        self.max_conflict_retries = max_conflict_retries
-        self.max_resubscribe_retries = max_resubscribe_retries
-        self._wakeup = trio.Event()
-        self._lanes: dict[str, deque[_Pending]] = {}
-        # Retry timers (6000) in a heap. Ack deadlines need no heap: the ack timeout is one
-        # constant, so frames in flight expire in the order they were written (a FIFO).
-        self._heap: list[tuple[float, int, _Pending, _State]] = []
-        self._inflight: deque[tuple[float, _Pending]] = deque()
-        self._seq = itertools.count()
-        self._ready: deque[_Pending] = deque()
-        self._generation = 0
-        self._counts = dict.fromkeys(
-            ("sent", "acked", "failed", "conflicts_retried", "resent", "unmatched"), 0
+        self._table = CorrelationTable(
+            ack_timeout=ack_timeout,
+            max_lane=max_lane,
+            max_conflict_retries=max_conflict_retries,
+            max_resubscribe_retries=max_resubscribe_retries,
+            max_ack_timeouts=max_ack_timeouts,
         )
+        self.mailbox, self._rx = trio.open_memory_channel[Any](mailbox_size)
+        self._writer: trio.MemorySendChannel[WriteBatch] | None = None
+        self._heartbeat: trio.MemorySendChannel[Any] | None = None
+        self.batches = 0  # mailbox batches handled
+        self.messages = 0  # messages in them
 
-    # --- caller side -----------------------------------------------------------------------------
-
-    async def request(
-        self, cmd: str, req_id: str, body: object = None, *, idempotent: bool = True, bound: bool = False
-    ) -> Ack:
-        """Send one request and wait for its successful ack.
-
-        Raises AckError, AckTimeout, OutcomeUnknown, Overloaded or ConnectionLost (``bound``
-        requests whose connection died). Cancelling the caller abandons the request: if it has
-        not been written yet it never will be.
-        """
-        pending = _Pending(cmd, req_id, encode_request(cmd, req_id, body), idempotent, bound)
-        self._enqueue(pending)
-        try:
-            await pending.event.wait()
-        except BaseException:
-            pending.abandoned = True
-            raise
-        if pending.error is not None:
-            raise pending.error
-        assert pending.ack is not None
-        return pending.ack
-
-    def submit(
-        self,
-        cmd: str,
-        req_id: str,
-        body: object,
-        callback: Callable[[Ack | None, Exception | None], None],
-        *,
-        idempotent: bool = True,
-    ) -> None:
-        """Start a request without waiting: ``callback(ack, error)`` runs once it is settled.
-
-        The callback runs synchronously inside the Correlator (in the Reader's or the writer's
-        task): it must be quick and must not raise. This is the no-task path of stream frames.
-        """
-        pending = _Pending(cmd, req_id, encode_request(cmd, req_id, body), idempotent, False)
-        pending.callback = lambda p: callback(p.ack, p.error)
-        self._enqueue(pending)
-
-    def _enqueue(self, item: _Pending) -> None:
-        lane = self._lanes.get(item.req_id)
-        if lane is None:
-            self._lanes[item.req_id] = deque((item,))
-            if item.bound:
-                # A ping goes ahead of queued replies: a burst of thousands of frames must not
-                # make a healthy connection look dead.
-                self._ready.appendleft(item)
-            else:
-                self._ready.append(item)
-            self._wakeup.set()
-        elif len(lane) >= self.max_lane:
-            self._counts["failed"] += 1
-            item.state = _State.DONE
-            item.error = Overloaded(f"more than {self.max_lane} requests queued for req_id {item.req_id}")
-            item.event.set()
-            if item.callback is not None:
-                item.callback(item)
-        else:
-            lane.append(item)
-
-    @property
-    def generation(self) -> int:
-        """The number of the current (or last) connection; acks carry it."""
-        return self._generation
-
-    def deliver_ack(self, generation: int, ack: Ack) -> None:
-        """Called by the Reader of connection ``generation`` for every ack frame.
-
-        Synchronous on purpose: matching an ack is a dict lookup and an Event.set(), so the
-        Reader does it inline instead of paying a channel hop per ack (DESIGN.md §8). If the ack
-        made another frame ready, the writer task is woken. Raises
-        ConnectionLost for 846609 (the Reader's connection then dies, as it should).
-        """
-        if generation != self._generation:
-            self._counts["unmatched"] += 1
-            return
-        next_retry = self._heap[0][0] if self._heap else math.inf
-        self._handle_ack(ack)
-        if self._ready or (self._heap and self._heap[0][0] < next_retry):
-            self._wakeup.set()
+    def requester(self) -> Requester:
+        return Requester(self.mailbox)
 
     def statistics(self) -> CorrelatorStatistics:
-        queued = in_flight = 0
-        for lane in self._lanes.values():
-            for p in lane:
-                if p.state is _State.IN_FLIGHT:
-                    in_flight += 1
-                else:
-                    queued += 1
-        c = self._counts
-        return CorrelatorStatistics(
-            lanes=len(self._lanes),
-            queued=queued,
-            in_flight=in_flight,
-            timers=len(self._heap) + len(self._inflight),
-            sent=c["sent"],
-            acked=c["acked"],
-            failed=c["failed"],
-            conflicts_retried=c["conflicts_retried"],
-            resent_after_reconnect=c["resent"],
-            unmatched_acks=c["unmatched"],
-        )
+        """A read-only snapshot of the table's counters."""
+        return self._table.statistics()
 
-    # --- the writer task of one connection ------------------------------------------------------
+    def mailbox_statistics(self) -> MailboxStatistics:
+        return mailbox_statistics(self._rx, self.batches, self.messages)
 
-    async def run(self, conn: Transport, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        self._generation += 1
-        generation = self._generation
-        self._settle_after_reconnect()
-        task_status.started(generation)
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        rx, table = self._rx, self._table
+        task_status.started()
         while True:
-            await self._write_ready(conn, generation)
-            if not self._ready:
-                deadline = self._next_deadline(generation)
-                if deadline > trio.current_time():
-                    with trio.move_on_at(deadline):
-                        await self._wakeup.wait()
-                self._wakeup = trio.Event()
-            self._expire(trio.current_time(), generation)
+            deadline = table.next_deadline()
+            first: object = None
+            if deadline == math.inf:
+                first = await rx.receive()
+            else:
+                with trio.move_on_at(deadline):
+                    first = await rx.receive()
+            batch = fill(rx, [] if first is None else [first])
+            self.batches += 1
+            self.messages += len(batch)
+            now = trio.current_time()
+            for message in batch:
+                kind = type(message)
+                if kind is Request:
+                    table.submit(message)
+                elif kind is Acks:
+                    generation = message.generation
+                    for ack in message.acks:
+                        table.ack(generation, ack, now)
+                elif kind is ConnectionUp:
+                    self._writer, self._heartbeat = message.writer, message.heartbeat
+                    table.connection_up(message.generation, can_probe=message.heartbeat is not None)
+                elif kind is ConnectionDown:
+                    if message.generation == table.generation:
+                        self._writer = self._heartbeat = None
+                    table.connection_lost(message.generation)
+                elif kind is ProbeResult:
+                    table.probe_result(message.generation, message.healthy)
+                else:
+                    raise TypeError(f"the Correlator got an unknown message {kind.__name__}")
+            table.tick(now)
+            await self._send_outputs(now)
 
-    def _next_deadline(self, generation: int) -> float:
-        inflight = self._inflight
-        while inflight and not _waiting(inflight[0], generation):
-            inflight.popleft()  # already acked (or resent): drop it without waking for it
-        ack_deadline = inflight[0][0] if inflight else math.inf
-        return min(ack_deadline, self._heap[0][0] if self._heap else math.inf)
-
-    def probe_result(self, healthy: bool) -> None:
-        """The connection probe after a late ack answered (``healthy``) or not.
-
-        Healthy: the late frames are written again on this connection (they are idempotent).
-        Not healthy: nothing to do here; the connection is about to be replaced and the late
-        frames go out on the next one (:meth:`_settle_after_reconnect`).
-        """
-        if not healthy:
-            return
-        for lane in self._lanes.values():
-            head = lane[0]
-            if head.state is _State.SUSPECT:
-                head.state = _State.QUEUED
-                self._ready.append(head)
-                self._wakeup.set()
-
-    def _settle_after_reconnect(self) -> None:
-        """Frames left from a dead connection: resend the idempotent ones, fail the rest."""
-        self._ready.clear()
-        for lane in list(self._lanes.values()):
-            head = lane[0]
-            if head.state in (_State.IN_FLIGHT, _State.SUSPECT) or (head.bound and head.state is _State.QUEUED):
-                if head.bound:
-                    self._finish(head, error=ConnectionLost("the connection closed before the ack"))
-                    continue
-                if not head.idempotent:
-                    self._finish(
-                        head,
-                        error=OutcomeUnknown(
-                            f"{head.cmd} (req_id {head.req_id}): the connection closed before "
-                            "its ack; not resent, since it may have been applied"
-                        ),
-                    )
-                    continue
-                head.state = _State.QUEUED
-                self._counts["resent"] += 1
-            if head.state is _State.QUEUED:
-                self._ready.append(head)
-
-    async def _write_ready(self, conn: Transport, generation: int) -> None:
-        ready = self._ready
-        if not ready:
-            return
-        batch: list[bytes] = []
-        now = trio.current_time()
-        while ready:
-            p = ready.popleft()
-            if p.state is not _State.QUEUED:
-                continue
-            if p.abandoned:
-                self._finish(p, error=None)
-                continue
-            p.state = _State.IN_FLIGHT
-            p.generation = generation
-            p.attempts += 1
-            p.deadline = now + self.ack_timeout
-            self._inflight.append((p.deadline, p))
-            batch.append(p.frame)
-        if not batch:
-            return
-        self._counts["sent"] += len(batch)
-        # One write for every ready frame. Shielded so a cancelled writer never leaves half a
-        # frame on a live socket, bounded so a stalled peer cannot hold the shield forever.
-        with trio.CancelScope(shield=True):
-            with trio.move_on_after(self.ack_timeout) as scope:
-                await conn.send_many(batch)
-        if scope.cancelled_caught:
-            raise ConnectionLost(f"writing frames took longer than {self.ack_timeout} s")
-
-    def _handle_ack(self, ack: Ack) -> None:
-        lane = self._lanes.get(ack.req_id)
-        head = lane[0] if lane else None
-        if head is None or head.state not in (_State.IN_FLIGHT, _State.SUSPECT):
-            self._counts["unmatched"] += 1
-            log.debug("dropping an ack nobody waits for (req_id %s)", ack.req_id)
-            return
-        if ack.errcode == ErrCode.OK:
-            self._finish(head, ack=ack)
-        elif ack.errcode == ErrCode.CONFLICT and head.conflicts < self.max_conflict_retries:
-            head.conflicts += 1
-            self._counts["conflicts_retried"] += 1
-            head.state = _State.WAIT_RETRY
-            delay = min(0.2 * 2 ** (head.conflicts - 1), 2.0)
-            heapq.heappush(self._heap, (trio.current_time() + delay, next(self._seq), head, _State.WAIT_RETRY))
-        elif ack.errcode == ErrCode.NOT_SUBSCRIBED and head.resubscribes < self.max_resubscribe_retries:
-            head.resubscribes += 1
-            head.state = _State.QUEUED  # sent again once the next connection has subscribed
-            raise ConnectionLost(f"WeCom answered {ack.errcode} ({ack.errmsg}): not subscribed")
-        else:
-            self._finish(
-                head,
-                error=AckError(
-                    f"{head.cmd} (req_id {head.req_id}) refused: errcode {ack.errcode} {ack.errmsg}",
-                    errcode=ack.errcode,
-                    errmsg=ack.errmsg,
-                ),
-            )
-
-    def _expire(self, now: float, generation: int) -> None:
-        inflight = self._inflight
-        while inflight and inflight[0][0] <= now:
-            entry = inflight.popleft()
-            if _waiting(entry, generation):
-                p = entry[1]
-                p.timeouts += 1
-                if p.idempotent and not p.bound and p.timeouts <= self.max_ack_timeouts and self.on_suspect:
-                    # A late ack means a lost ack or a dead (half-open) connection. Ask for a
-                    # probe instead of guessing: a healthy connection gets the frame again, a
-                    # dead one is replaced and the frame goes out on the next one.
-                    p.state = _State.SUSPECT
-                    self.on_suspect()
-                    continue
-                self._finish(
-                    p,
-                    error=AckTimeout(f"{p.cmd} (req_id {p.req_id}): no ack within {self.ack_timeout} s"),
-                )
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _, _, p, kind = heapq.heappop(heap)
-            if p.state is kind is _State.WAIT_RETRY:
-                p.state = _State.QUEUED
-                self._ready.append(p)
-
-    def _finish(self, p: _Pending, *, ack: Ack | None = None, error: Exception | None = None) -> None:
-        """Complete the head of its lane, start the next one, then tell the waiter."""
-        p.state = _State.DONE
-        p.ack = ack
-        p.error = error
-        self._counts["acked" if ack is not None else "failed"] += 1
-        lane = self._lanes[p.req_id]
-        lane.popleft()
-        while lane and lane[0].abandoned and lane[0].state is _State.QUEUED:
-            lane.popleft().state = _State.DONE
-        if lane:
-            self._ready.append(lane[0])
-            self._wakeup.set()
-        else:
-            del self._lanes[p.req_id]
-        p.event.set()
-        if p.callback is not None and not p.abandoned:
+    async def _send_outputs(self, now: float) -> None:
+        table = self._table
+        writer = self._writer
+        lost = table.take_lost()
+        if writer is not None:
+            frames = table.frames_to_write(now)
+            if frames or lost:
+                try:
+                    await post(writer, WriteBatch(frames, lost))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    # The Writer is gone: its connection died (ConnectionDown follows).
+                    table.connection_lost(table.generation)
+                    self._writer = self._heartbeat = None
+        if table.take_probe() and self._heartbeat is not None:
             try:
-                p.callback(p)
-            except Exception:  # a callback bug must not take the connection down with it
-                log.exception("a request callback failed (req_id %s)", p.req_id)
+                self._heartbeat.send_nowait(PROBE)
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # a probe is pending already, or the connection is ending
+        settled = table.take_settlements()
+        if not settled:
+            return
+        if len(settled) == 1:
+            await _deliver(settled[0].reply, settled)
+            return
+        by_reply: dict[Any, list[Request]] = {}
+        for req in settled:
+            by_reply.setdefault(req.reply, []).append(req)
+        for reply, reqs in by_reply.items():
+            await _deliver(reply, reqs)
+
+
+async def _deliver(reply: Any, reqs: list[Request]) -> None:
+    if reply is None:
+        return
+    try:
+        await post(reply, reqs)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the caller stopped waiting
+
+
+class Writer:
+    """The only writer on one connection: one ``send_many`` per batch of frames."""
+
+    def __init__(self, conn: Transport, rx: trio.MemoryReceiveChannel[WriteBatch], *, bound: float) -> None:
+        self._conn = conn
+        self._rx = rx
+        self.bound = bound
+        self.frames_out = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        rx, conn = self._rx, self._conn
+        task_status.started()
+        with rx:
+            while True:
+                batch = fill(rx, [await rx.receive()])
+                frames: list[bytes] = []
+                lost = None
+                for item in batch:
+                    frames += item.frames
+                    lost = lost or item.lost
+                if frames:
+                    self.frames_out += len(frames)
+                    # Shielded so a cancelled writer never leaves half a frame on a live socket,
+                    # bounded so a stalled peer cannot hold the shield forever.
+                    with trio.CancelScope(shield=True):
+                        with trio.move_on_after(self.bound) as scope:
+                            await conn.send_many(frames)
+                    if scope.cancelled_caught:
+                        raise ConnectionLost(f"writing frames took longer than {self.bound} s")
+                if lost:
+                    raise ConnectionLost(lost)

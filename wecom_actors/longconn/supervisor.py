@@ -1,8 +1,9 @@
 """The ConnectionSupervisor: dial, subscribe, run one connection's actors, reconnect.
 
-Strategy ``rest_for_one`` (STYLE.md): the transport, Reader, Heartbeat and the Correlator's
-writer live in one per-connection nursery and die together; everything above (Router, sessions,
-handlers, the Correlator's lanes) survives. Restarts back off exponentially with jitter, the
+Strategy ``rest_for_one``: the transport, Reader, Heartbeat and Writer live in one
+per-connection nursery and die together; everything above (Router, sessions, handlers, the
+Correlator and its lanes) survives. The supervisor tells the Correlator by message when a
+connection is up (with the Writer's and the Heartbeat's mailboxes) and when it is down. Restarts back off exponentially with jitter, the
 backoff resets only after a successful subscribe, and more than ``restart_intensity`` restarts
 within ``restart_period`` seconds escalate to :class:`RestartIntensityExceeded`.
 """
@@ -18,10 +19,11 @@ from typing import Any
 import trio
 
 from ..errors import AuthError, ConnectionLost, FrameError, KickedOut, RestartIntensityExceeded
+from ..mailbox import post
 from ..protocol.frames import Cmd, decode_frame, encode_request
 from ..protocol.inbound import InboundMessage
 from ..protocol.replies import SubscribeBody
-from .correlator import Correlator
+from .correlator import WRITER_MAILBOX_SIZE, ConnectionDown, ConnectionUp, WriteBatch, Writer
 from .heartbeat import Heartbeat
 from .reader import Reader
 from .transport import Transport, TransportFactory
@@ -32,6 +34,15 @@ log = logging.getLogger("wecom_actors.supervisor")
 
 #: Frames kept when they arrive before the subscribe ack (handled once subscribed).
 MAX_EARLY_FRAMES = 1000
+
+
+#: Counters the connection's actors publish (summed over connections in ``totals()``).
+_ACTOR_COUNTERS = ("frames_in", "junk_frames", "unknown_frames", "pings", "pings_missed", "probes")
+
+
+def _actor_count(actors: tuple[Reader, Heartbeat], name: str) -> int:
+    reader, heartbeat = actors
+    return int(getattr(reader, name, 0)) + int(getattr(heartbeat, name, 0))
 
 
 class SubscribeRefused(ConnectionLost):
@@ -91,8 +102,8 @@ class ConnectionSupervisor:
         bot_id: str,
         secret: str,
         transport_factory: TransportFactory,
-        correlator: Correlator,
-        deliver: Callable[[str, InboundMessage, int], None],
+        correlator: trio.MemorySendChannel[Any],
+        router: trio.MemorySendChannel[list[tuple[str, InboundMessage, int]]],
         new_req_id: Callable[[str], str],
         rng: random.Random,
         heartbeat_interval: float = 30.0,
@@ -111,7 +122,7 @@ class ConnectionSupervisor:
         self._secret = secret
         self._transport_factory = transport_factory
         self._correlator = correlator
-        self._deliver = deliver
+        self._router = router
         self._new_req_id = new_req_id
         self.heartbeat_interval = heartbeat_interval
         self.ack_timeout = ack_timeout
@@ -123,23 +134,23 @@ class ConnectionSupervisor:
         self.auth_max_attempts = auth_max_attempts
         self.state = "starting"
         self.counters = dict.fromkeys(
-            (
-                "connects",
-                "subscribes",
-                "reconnects",
-                "auth_refusals",
-                "frames_in",
-                "junk_frames",
-                "unknown_frames",
-                "pings",
-                "pings_missed",
-                "early_frames_dropped",
-            ),
-            0,
+            ("connects", "subscribes", "reconnects", "auth_refusals", "early_frames_dropped"), 0
         )
+        # Counters of the connections that ended, plus the live connection's actors.
+        self._past = dict.fromkeys(_ACTOR_COUNTERS, 0)
+        self._live: tuple[Reader, Heartbeat] | None = None
+        self._generation = 0
         self._restarts: deque[float] = deque()
         self.last_error: str | None = None
         self._started = False
+
+    def totals(self) -> dict[str, int]:
+        """The supervisor's counters plus those its connections' actors publish."""
+        totals = {**self.counters, **self._past}
+        if self._live is not None:
+            for name in _ACTOR_COUNTERS:
+                totals[name] += _actor_count(self._live, name)
+        return totals
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until a terminal error; ``started()`` after the first successful subscribe."""
@@ -197,23 +208,48 @@ class ConnectionSupervisor:
                 self.state = "subscribed"
                 self.counters["subscribes"] += 1
                 log.info("subscribed to %s", self._url)
-                async with trio.open_nursery() as nursery:
-                    generation = await nursery.start(self._correlator.run, conn)
-                    reader = Reader(conn, self._correlator, generation, self._deliver, self.counters, early=early)
-                    await nursery.start(reader.run)
-                    heartbeat = Heartbeat(
-                        self._correlator,
-                        interval=self.heartbeat_interval,
-                        ack_timeout=self.ack_timeout,
-                        new_req_id=self._new_req_id,
-                        counters=self.counters,
-                    )
-                    await nursery.start(heartbeat.run)
-                    if task_status is not None:
-                        task_status.started()
-                        self._started = True
+                await self._run_actors(conn, early, task_status)
         except BaseExceptionGroup as eg:
             raise collapse_group(eg) from None
+
+    async def _run_actors(
+        self, conn: Transport, early: list[str | bytes], task_status: trio.TaskStatus[None] | None
+    ) -> None:
+        """The connection's nursery: Writer, Reader, Heartbeat; the Correlator is told when it
+        is up and when it is down."""
+        self._generation += 1
+        generation = self._generation
+        writer_tx, writer_rx = trio.open_memory_channel[WriteBatch](WRITER_MAILBOX_SIZE)
+        writer = Writer(conn, writer_rx, bound=self.ack_timeout)
+        reader = Reader(conn, self._correlator, generation, self._router, early=early)
+        heartbeat = Heartbeat(
+            self._correlator,
+            generation,
+            interval=self.heartbeat_interval,
+            ack_timeout=self.ack_timeout,
+            new_req_id=self._new_req_id,
+        )
+        self._live = (reader, heartbeat)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(writer.run)
+                await post(self._correlator, ConnectionUp(generation, writer_tx, heartbeat.mailbox))
+                await nursery.start(reader.run)
+                await nursery.start(heartbeat.run)
+                if task_status is not None:
+                    task_status.started()
+                    self._started = True
+        finally:
+            writer_rx.close()
+            self._live = None
+            for name in _ACTOR_COUNTERS:
+                self._past[name] += _actor_count((reader, heartbeat), name)
+            try:
+                self._correlator.send_nowait(ConnectionDown(generation))
+            except trio.WouldBlock:
+                await self._correlator.send(ConnectionDown(generation))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # the bot is stopping
 
     async def _subscribe(self, conn: Transport) -> list[str | bytes]:
         """Send aibot_subscribe and wait for its ack; return the frames that came first.
