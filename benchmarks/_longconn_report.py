@@ -42,6 +42,11 @@ def format_steps(label: str, steps: dict[str, Any], top: int = 10) -> str:
         )
         for name, per in list(d["by_task"].items())[:top]:
             lines.append(f"  {per:6.2f}  {name}")
+        for name, mb in d.get("mailbox_batches", {}).items():
+            lines.append(
+                f"  mailbox {name}: {mb['messages']} messages in {mb['batches']} batches, "
+                f"{mb['per_batch']:.2f} per batch"
+            )
     return "\n".join(lines)
 
 

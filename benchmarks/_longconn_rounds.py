@@ -234,6 +234,11 @@ class Rounds:
                 "spawned_by_task": {
                     k: v / n for k, v in sorted(spawned.items(), key=lambda kv: -kv[1])
                 },
+                # messages per mailbox batch, per actor (how well each actor batches)
+                "mailbox_batches": {
+                    name: {**mb, "per_batch": mb["messages"] / mb["batches"] if mb["batches"] else 0.0}
+                    for name, mb in data.get("mailboxes", {}).items()
+                },
             }
         self.progress.done()
         return out

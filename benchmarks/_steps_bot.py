@@ -6,8 +6,9 @@
 The same bot as ``wecom-actors run`` (``runner.serve_until_signal`` with the config from the
 environment), run under ``trio.run(..., instruments=[...])``. SIGUSR1 zeroes the counters (the
 benchmark sends it after the warm-up); on SIGINT/SIGTERM the bot drains and stops, and the
-counts (task steps and tasks spawned, per task name, since the last reset) are written to
-``--out`` as JSON. Used by ``bench_longconn.py --count-steps``: task steps per message say how
+counts (task steps and tasks spawned, per task name, since the last reset) and each actor's
+mailbox batches and messages since the reset (from ``BotHandle.statistics().mailboxes``) are
+written to ``--out`` as JSON. Used by ``bench_longconn.py --count-steps``: task steps per message say how
 many times the scheduler had to wake one of the bot's tasks for each message.
 """
 
@@ -18,6 +19,7 @@ import json
 import signal
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -52,16 +54,36 @@ def main() -> None:
     config = BotConfig.from_env()
     setup_logging("WARNING")
     counter = StepCounter()
+    inner = resolve_handler(args.handler)
+    seen: dict[str, Any] = {}  # the BotHandle (handlers get it as turn.bot), baseline mailboxes
+
+    async def handler(turn: Any) -> None:
+        seen.setdefault("bot", turn.bot)
+        await inner(turn)
+
+    def mailboxes() -> dict[str, tuple[int, int]]:
+        bot = seen.get("bot")
+        if bot is None:
+            return {}
+        return {name: (m.batches, m.messages) for name, m in bot.statistics().mailboxes.items()}
 
     def on_usr1(signum: int, frame: object) -> None:
         counter.reset_requested = True
+        seen["base"] = mailboxes()
 
     signal.signal(signal.SIGUSR1, on_usr1)
     try:
-        trio.run(serve_until_signal, config, resolve_handler(args.handler), instruments=[counter])
+        trio.run(serve_until_signal, config, handler, instruments=[counter])
     finally:
+        base = seen.get("base", {})
+        batches = {
+            name: {"batches": b - base.get(name, (0, 0))[0], "messages": m - base.get(name, (0, 0))[1]}
+            for name, (b, m) in mailboxes().items()
+        }
         args.out.write_text(
-            json.dumps({"steps": dict(counter.steps), "spawned": dict(counter.spawned)}, indent=1)
+            json.dumps(
+                {"steps": dict(counter.steps), "spawned": dict(counter.spawned), "mailboxes": batches}, indent=1
+            )
         )
 
 
