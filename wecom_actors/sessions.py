@@ -7,11 +7,11 @@ no more often than ``min_interval``. The final frame is sent again on an unexpec
 bounded number of times; when WeCom no longer accepts the req_id (846605 after a reconnect), the
 text goes out once as a proactive message to the same chat instead (``ReplyChannel.fallback``).
 
-Hot path (DESIGN.md §8): a stream has no task of its own. An append that finds no frame in flight
-sends one at once, from the handler's task, without waiting for its ack; the ack's completion
-callback (run by the Reader) sends the next frame if text is waiting. Only the rare delayed cases,
-a coalescing pause or the 6-minute window, go through the bot-wide :class:`SessionStreams` actor,
-which keeps one timer heap for all streams.
+Hot path: a stream has no task of its own. An append that finds no frame in flight posts one at
+once, from the handler's task, without waiting for its ack; the settlement comes back to the
+:class:`SessionStreams` mailbox, and the SessionStreams task runs the stream's completion, which
+sends the next frame if text is waiting. The delayed cases, a coalescing pause or the 6-minute
+window, are timers in the SessionStreams heap (one heap for all streams).
 
 Mode-specific delivery sits behind :class:`ReplyChannel` (long connection: correlator frames;
 webhook: snapshots served to refresh polls).
@@ -288,7 +288,7 @@ class ReplyStream:
     async def append(self, text: str) -> None:
         """Add ``text`` to the reply; it reaches the user with the next coalesced frame.
 
-        A cancellation point, not a schedule point: appending never waits (DESIGN.md §8).
+        A cancellation point, not a schedule point: appending never waits.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closing:
