@@ -12,7 +12,8 @@ Commands (``op``):
 
 * ``wait_subscribed`` ``bot_id``, ``count``, ``timeout``: until that many subscribes of the bot
   have succeeded in total;
-* ``load`` ``bot_id``, ``mode`` (``closed``/``burst``), ``users``, ``messages``, ``timeout``,
+* ``load`` ``bot_id``, ``mode`` (``closed``/``burst``/``paced``; paced takes ``rate``, messages a
+  second in all), ``users``, ``messages``, ``timeout``,
   ``tag`` (and ``users_tag``, default ``tag``: the users' names): U users x M text messages. Closed: each user sends its next message once the finish
   frame of the previous one arrived (or its ``timeout`` passed: lost). Burst: every message is
   pushed at once, round-robin over the users, then everything is awaited. Returns the latency of
@@ -241,6 +242,17 @@ async def cmd_load(fake: BenchFake, cmd: dict[str, Any], cmd_id: int) -> dict[st
                     text = TEXT.format(tag=tag, user=u, i=i)
                     req_id, t0 = await _push(fake, text, f"{users_tag}-u{u:04d}", bot_id)
                     sent.append((req_id, t0, text))
+            await _all_finished(fake, sent, progress)
+        elif mode == "paced":
+            # ``rate`` messages a second in all, the users taking turns: nothing batches, every
+            # hop of the bot is a wake-up (the load most bots see).
+            rate = float(cmd.get("rate", 20.0))
+            for k in range(users * messages):
+                await trio.sleep_until(t_first + k / rate)
+                u, i = k % users, k // users
+                text = TEXT.format(tag=tag, user=u, i=i)
+                req_id, t0 = await _push(fake, text, f"{users_tag}-u{u:04d}", bot_id)
+                sent.append((req_id, t0, text))
             await _all_finished(fake, sent, progress)
         else:
             raise ValueError(f"unknown mode {mode!r}")

@@ -22,7 +22,7 @@ import _procstats
 from _procs import Child, LoadGen, ProgressLine
 
 SECRET = "bench-secret"
-MODES = ("closed", "burst")
+MODES = ("closed", "burst", "paced")
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,27 @@ class Rounds:
             bot.stop()
             self.procs.remove(bot)
 
+    def _size(self, mode: str) -> tuple[int, int]:
+        """(users, messages per user) of a phase: the paced phase has its own."""
+        args = self.args
+        if mode == "paced":
+            return args.paced_users, args.paced_messages
+        return args.users, args.messages
+
     def _load(self, side: Side, mode: str, tag: str, label: str) -> dict[str, Any]:
         """The full load (U users x M messages) in ``mode``, with a progress bar."""
         args = self.args
-        return self.lg.call("load", bot_id=side.bot_id, mode=mode, users=args.users,
-                            messages=args.messages, timeout=args.timeout, tag=tag,
+        users, messages = self._size(mode)
+        timeout = args.timeout + (users * messages / args.paced_rate if mode == "paced" else 0.0)
+        return self.lg.call("load", bot_id=side.bot_id, mode=mode, users=users,
+                            messages=messages, timeout=timeout, tag=tag, rate=args.paced_rate,
                             on_progress=self.progress.bar(label))  # fmt: skip
 
     # --- the measured rounds ----------------------------------------------------------------------
 
     def _phase(self, bot: Child, side: Side, mode: str, tag: str, label: str) -> dict[str, Any]:
-        n = self.args.users * self.args.messages
+        users, messages = self._size(mode)
+        n = users * messages
         self.lg.call("reset")
         gc0 = self._gc_collections(side)
         cpu0 = _procstats.cpu_seconds(bot.pid)
@@ -162,20 +172,25 @@ class Rounds:
             load0 = os.getloadavg()[0]
             closed = self._phase(bot, side, "closed", f"c{rnd}{side.key}", f"{label} closed")
             burst = self._phase(bot, side, "burst", f"b{rnd}{side.key}", f"{label} burst ")
+            paced = self._phase(bot, side, "paced", f"q{rnd}{side.key}", f"{label} paced ")
             mem = _procstats.memory_mb(bot.pid)
             if not bot.alive():
                 raise RuntimeError(f"{name} died:\n{bot.log_tail()}")
         self.progress.log(
             f"{label}: closed {closed['cpu_us_per_msg']:.0f} µs/msg, p99 {closed['p99_ms']:.1f} ms; "
             f"burst {burst['cpu_us_per_msg']:.0f} µs/msg, p99 {burst['p99_ms']:.0f} ms; "
-            f"peak RSS {mem['peak_rss_mb']:.1f} MB; lost {closed['lost'] + burst['lost']}, "
-            f"dup {closed['duplicated'] + burst['duplicated']}, wrong {closed['wrong'] + burst['wrong']}"
+            f"paced {paced['cpu_us_per_msg']:.0f} µs/msg, p99 {paced['p99_ms']:.1f} ms; "
+            f"peak RSS {mem['peak_rss_mb']:.1f} MB; "
+            f"lost {sum(p['lost'] for p in (closed, burst, paced))}, "
+            f"dup {sum(p['duplicated'] for p in (closed, burst, paced))}, "
+            f"wrong {sum(p['wrong'] for p in (closed, burst, paced))}"
         )
         return {
             "round": rnd,
             "bot": side.key,
             "closed": closed,
             "burst": burst,
+            "paced": paced,
             "peak_rss_mb": mem["peak_rss_mb"],
             "rss_mb": mem["rss_mb"],
             "startup_s": startup,
@@ -209,8 +224,9 @@ class Rounds:
         """Task steps (scheduler wake-ups) and tasks spawned per message, by task name, per mode:
         our bot under ``_steps_bot.py`` (a trio instrument), one process per mode."""
         out: dict[str, Any] = {}
-        n = self.args.users * self.args.messages
         for mode in MODES:
+            users, messages = self._size(mode)
+            n = users * messages
             path = _common.RESULTS_DIR / f"steps-{side.key}-{mode}.json"
             path.unlink(missing_ok=True)
             env = _procs.clean_env(WECOM_WS_URL=self.lg.url, WECOM_BOT_ID=side.bot_id,

@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50, help="concurrent users (default 50)")
     parser.add_argument("--messages", type=int, default=20, help="messages per user (default 20)")
+    parser.add_argument("--paced-users", type=int, default=20, help="users of the paced phase (default 20)")
+    parser.add_argument(
+        "--paced-messages", type=int, default=20, help="messages per user in the paced phase (default 20)"
+    )
+    parser.add_argument(
+        "--paced-rate", type=float, default=20.0, help="messages a second in all, paced phase (default 20)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds per bot (default 5)")
     parser.add_argument("--only", choices=("ours", "ref"), help="run one bot only")
     parser.add_argument(
