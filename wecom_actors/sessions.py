@@ -159,6 +159,9 @@ class SessionStreams:
             task_status.started()
             heap, rx = self._heap, self._rx
             while True:
+                while heap and heap[0][2] is None:  # cancelled: never wake up for it
+                    heapq.heappop(heap)
+                    self._cancelled -= 1
                 deadline = heap[0][0] if heap else math.inf
                 first: object = None
                 with trio.move_on_at(deadline):

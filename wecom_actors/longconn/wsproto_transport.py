@@ -113,11 +113,19 @@ class WsprotoTransport:
         await self._send_bytes(b"".join(masked_text_frame(frame, os.urandom(4)) for frame in frames))
 
     async def _send_bytes(self, data: bytes) -> None:
+        # A free lock is taken without a schedule point (trio's ``Lock.acquire`` always yields):
+        # the Writer is almost always the only sender, and each yield is a wake-up per batch.
+        lock = self._send_lock
         try:
-            async with self._send_lock:
-                await self._stream.send_all(data)
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await self._stream.send_all(data)
         except _STREAM_ERRORS as exc:
             raise ConnectionLost(f"send failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            lock.release()
 
     async def close(self, grace: float) -> None:
         """Close handshake within ``grace`` seconds, then close the stream in any case."""
