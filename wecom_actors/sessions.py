@@ -82,9 +82,8 @@ class ReplyChannel(Protocol):
 
 
 #: The SessionStreams mailbox: settlements of stream frames (lists of requests whose ``token``
-#: is called with the outcome) and wake-ups for an earlier timer.
+#: is called with the outcome).
 MAILBOX_SIZE = 4096
-_WAKE = "wake"
 
 #: A timer in the SessionStreams heap: ``[when, seq, callback]``; a cancelled one has
 #: ``callback = None`` and is skipped (and compacted away) instead of being searched for.
@@ -109,6 +108,7 @@ class SessionStreams:
         self._seq = itertools.count()
         self.mailbox, self._rx = trio.open_memory_channel[Any](MAILBOX_SIZE)
         self.batches = self.messages = 0
+        self._sleep: trio.CancelScope | None = None  # the actor's wait for its next timer
         self._nursery: trio.Nursery | None = None
         self._live = 0
         self._cancelled = 0
@@ -117,11 +117,11 @@ class SessionStreams:
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``; the
         returned handle goes to :meth:`cancel`."""
-        if not self._heap or when < self._heap[0][0]:
-            try:
-                self.mailbox.send_nowait(_WAKE)
-            except trio.WouldBlock:
-                pass  # the mailbox is full: the actor wakes anyway and sees the new timer
+        sleep = self._sleep
+        if sleep is not None and when < sleep.deadline:
+            # The actor sleeps until a later time: bring its deadline forward. No message, so
+            # no wake-up now (when it is busy instead, it reads the heap before sleeping again).
+            sleep.deadline = when
         timer: Timer = [when, next(self._seq), callback]
         heapq.heappush(self._heap, timer)
         self._live += 1
@@ -164,14 +164,14 @@ class SessionStreams:
                     self._cancelled -= 1
                 deadline = heap[0][0] if heap else math.inf
                 first: object = None
-                with trio.move_on_at(deadline):
+                with trio.move_on_at(deadline) as self._sleep:
                     first = await rx.receive()
+                self._sleep = None
                 batch = fill(rx, [] if first is None else [first])
                 self.batches += 1
                 self.messages += len(batch)
                 for message in batch:
-                    if message is not _WAKE:
-                        self._settle(message)
+                    self._settle(message)
                 now = trio.current_time()
                 while heap and heap[0][0] <= now:
                     timer = heapq.heappop(heap)
