@@ -311,6 +311,15 @@ class ReplyStream:
         self._version += 1
         self._pump()
 
+    def stage(self, text: str) -> None:
+        """Replace the whole reply text without sending a frame now: for a reply that is
+        finished right after (its text then goes out in the final frame alone)."""
+        if self._closing:
+            raise RuntimeError("the stream is finished")
+        self._parts.clear()
+        self._content = text
+        self._version += 1
+
     def add_image(self, data: bytes) -> None:
         """Show a JPG/PNG image (raw bytes, at most 10 MB) with the final frame; at most 10."""
         if len(self.msg_items) >= MAX_MSG_ITEMS:

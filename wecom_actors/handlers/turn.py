@@ -177,9 +177,10 @@ class Turn:
                     log.error("%s", exc)
 
     async def reply_text(self, text: str) -> None:
-        """A complete streamed reply in one frame."""
+        """A complete streamed reply in one frame (the final one: no frame before it)."""
         async with self.stream() as s:
-            await s.set(text)
+            await trio.lowlevel.checkpoint_if_cancelled()
+            s.stage(text)
 
     async def reply_markdown(self, text: str, *, feedback_id: str | None = None) -> None:
         self.replied = True
