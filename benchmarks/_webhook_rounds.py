@@ -31,14 +31,17 @@ class Side:
     key: str
     label: str
     reference: bool = False
+    script: str | None = None  # ours, run by this script instead of the CLI
 
 
 OURS = Side("ours", "ours")
+OURS_H11 = Side("ours-h11", "ours[h11]", script="_webhook_h11_bot.py")
 REF = Side("ref", "reference", reference=True)
 
 
-def sides_for(only: str | None) -> list[Side]:
-    return [OURS] if only == "ours" else [REF] if only == "ref" else [OURS, REF]
+def sides_for(only: str | None, h11: bool = False) -> list[Side]:
+    ours = [OURS, OURS_H11] if h11 else [OURS]
+    return ours if only == "ours" else [REF] if only == "ref" else [*ours, REF]
 
 
 def free_port() -> int:
@@ -60,6 +63,8 @@ def start_bot(side: Side, name: str, port: int, users: int) -> Child:
     if side.reference:
         py = _procs.ref_python(_procs.REF_WEBHOOK_VENV)
         return Child(name, [str(py), str(_procs.HERE / "reference_webhook_bot.py")], env=env)
+    if side.script is not None:
+        return Child(name, [sys.executable, str(_procs.HERE / side.script)], env=env)
     argv = [sys.executable, "-m", "wecom_actors.cli", "run", "--mode", "webhook",
             "--handler", "echo", "--log-level", "WARNING"]  # fmt: skip
     return Child(name, argv, env=env)

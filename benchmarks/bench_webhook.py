@@ -80,38 +80,46 @@ def summarize(rounds: list[dict[str, Any]], sides: list[Side]) -> dict[str, Any]
 
 
 def render(summary: dict[str, Any], checks: dict[str, Any], sides: list[Side]) -> str:
-    both = len(sides) == 2
+    """Medians per bot; with the reference, each of ours / reference, the target and whether
+    each of ours meets it (``yes / NO`` in the order of the columns)."""
+    ours = [s for s in sides if not s.reference]
+    ref = next((s for s in sides if s.reference), None)
+    compare = ref is not None and bool(ours)
     headers = ["figure (median of the rounds)", *(s.label for s in sides)]
-    if both:
-        headers += ["ours/ref", "target", "met"]
+    if compare:
+        headers += [f"{s.label}/ref" for s in ours] + ["target", "met"]
+
+    def verdicts(oks: list[bool]) -> str:
+        return " / ".join("yes" if ok else "NO" for ok in oks)
+
     rows = []
     for figure, _, target in RATIO_ROWS:
-        vals = [summary[s.key]["medians"][figure] for s in sides]
-        row = [figure, *(f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in vals)]
-        if both:
-            ratio = vals[0] / vals[1] if vals[1] else float("nan")
-            row += [f"{ratio:.2f}", "" if target is None else f"<= {target:g}",
-                    "" if target is None else ("yes" if ratio <= target else "NO")]  # fmt: skip
+        vals = {s.key: summary[s.key]["medians"][figure] for s in sides}
+        row = [figure, *(f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in vals.values())]
+        if compare:
+            assert ref is not None
+            ratios = [vals[s.key] / vals[ref.key] if vals[ref.key] else float("nan") for s in ours]
+            row += [f"{r:.2f}" for r in ratios]
+            row += ["", ""] if target is None else [f"<= {target:g}", verdicts([r <= target for r in ratios])]
         rows.append(row)
-    bad = [summary[s.key] for s in sides]
-    cells = [f"{b['lost']} / {b['wrong']} / {b['http_errors']} / {b['protocol_errors']}" for b in bad]
-    row = ["lost / wrong / HTTP / protocol errors (all rounds)", *cells]
-    if both:
-        clean = all(not (b["lost"] or b["wrong"] or b["http_errors"] or b["protocol_errors"]) for b in bad)
-        row += ["", "0", "yes" if clean else "NO"]
+    errors = {s.key: summary[s.key] for s in sides}
+    row = ["lost / wrong / HTTP / protocol errors (all rounds)"]
+    row += [f"{e['lost']} / {e['wrong']} / {e['http_errors']} / {e['protocol_errors']}" for e in errors.values()]
+    if compare:
+        clean = [not any(errors[s.key][k] for k in ("lost", "wrong", "http_errors", "protocol_errors")) for s in ours]
+        row += [""] * len(ours) + ["0", verdicts(clean)]
     rows.append(row)
-    for key, label in (("request_max_ms", "slowest request (ms)"), ("requests_over_1s", "requests above 1 s")):
-        if not checks:
-            break
+    if checks:
         first = next(iter(checks.values()))
-        row = [f"{first['users']} users x {first['messages_per_user']}, polls {first['poll_interval_s']:g} s: {label}"]
-        row += [f"{checks[s.key][key]:.0f}" if s.key in checks else "-" for s in sides]
-        if both:
-            row += ["", "<= 1000" if key == "request_max_ms" else "0",
-                    "" if "ours" not in checks else ("yes" if checks["ours"]["request_max_ms"] <= SLOW_REQUEST_MS else "NO")]  # fmt: skip
-        rows.append(row)
-    align = "<" + ">" * (len(headers) - 1)
-    return _common.format_table(headers, rows, align)
+        what = f"{first['users']} users x {first['messages_per_user']}, polls {first['poll_interval_s']:g} s"
+        for key, label, target in (("request_max_ms", "slowest request (ms)", "<= 1000"),
+                                   ("requests_over_1s", "requests above 1 s", "0")):  # fmt: skip
+            row = [f"{what}: {label}", *(f"{checks[s.key][key]:.0f}" if s.key in checks else "-" for s in sides)]
+            if compare:
+                oks = [s.key in checks and checks[s.key]["request_max_ms"] <= SLOW_REQUEST_MS for s in ours]
+                row += [""] * len(ours) + [target, verdicts(oks)]
+            rows.append(row)
+    return _common.format_table(headers, rows, "<" + ">" * (len(headers) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,12 +136,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="messages per user in the check (default 5)")  # fmt: skip
     parser.add_argument("--check-poll-interval", type=float, default=1.0,
                         help="seconds between refresh polls in the check (default 1, WeCom's)")  # fmt: skip
+    parser.add_argument("--h11", action="store_true",
+                        help="also run ours with hypercorn swapped for a bare h11 loop "
+                        "(_webhook_h11_bot.py, an experiment)")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="one more (unmeasured) pass of each bot under py-spy")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per pass")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
-    sides = sides_for(args.only)
+    sides = sides_for(args.only, args.h11)
     progress = ProgressLine()
     run = _common.ProcessRun("webhook", args)
     ref_version = None
