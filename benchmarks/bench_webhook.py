@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(_webhook_h11_bot.py, an experiment)")  # fmt: skip
     parser.add_argument("--profile", action="store_true",
                         help="one more (unmeasured) pass of each bot under py-spy")  # fmt: skip
+    parser.add_argument("--profile-messages", type=int, default=40,
+                        help="messages per user in the profiling pass (default 40)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per pass")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = _common.RESULTS_DIR / f"profile-webhook-{side.key}.txt"
                 run_pass(side, procs, progress, name=f"webhook-{side.key}-profile",
                          label=f"profiling {side.label}", users=args.users,
-                         messages=args.messages, profile_path=path, **common)  # fmt: skip
+                         messages=args.profile_messages, profile_path=path, **common)  # fmt: skip
                 summary = _procstats.profile_summary(path, top=40, strip=str(_procs.ROOT) + "/")
                 profiles[side.key] = {"path": str(path.relative_to(_procs.ROOT)), **summary}
     summary = summarize(rounds, sides)
