@@ -158,20 +158,11 @@ class Exchange:
             for _, on_done in waiters:
                 on_done(None)
 
-    def _settle_served(self) -> None:
-        """Settle the frames whose version an answer has carried (``polled_version``)."""
-        served = self.polled_version
-        if self._waiters and self._waiters[0][0] <= served:
-            waiters = self._waiters
-            self._waiters = [w for w in waiters if w[0] > served]
-            for version, on_done in waiters:
-                if version <= served:
-                    on_done(None)
-
-    def settle_late(self, version: int) -> None:
-        """``POLL_WAIT`` is over for the frame of ``version``: settle it (and older) unserved."""
-        if self._waiters and self._waiters[0][0] <= version:
-            waiters = self._waiters
+    def settle_upto(self, version: int) -> None:
+        """Settle the frames of ``version`` and older: an answer carried them, or ``POLL_WAIT``
+        is over for them (the table's sweeper)."""
+        waiters = self._waiters
+        if waiters and waiters[0][0] <= version:  # in version order
             self._waiters = [w for w in waiters if w[0] > version]
             for v, on_done in waiters:
                 if v <= version:
@@ -208,7 +199,7 @@ class Exchange:
 
     def when_served(self, version: int, on_done: FrameDone) -> bool:
         """Call ``on_done(None)`` once an answer has carried ``version`` (or WeCom stops polling
-        the stream, or :meth:`settle_late`). False (and no call) if that is already the case."""
+        the stream, or :meth:`settle_upto`). False (and no call) if that is already the case."""
         if self.polled_version >= version or not self.polled_live:
             return False
         self._waiters.append((version, on_done))
@@ -283,7 +274,7 @@ class Exchange:
             self.final_served = True
         self.polled_version = self.version
         if self._waiters:  # a frame set while the others settled: this answer carries it too
-            self._settle_served()
+            self.settle_upto(self.version)
         return encode_body(body)
 
     def cut_off(self) -> None:
@@ -344,7 +335,7 @@ class StreamTable:
         """:meth:`Exchange.when_served`, settled anyway ``POLL_WAIT`` s from now (by the sweeper)."""
         if not ex.when_served(version, on_done):
             return False
-        self._frame_deadlines.append((self._clock() + POLL_WAIT, ex, version))
+        self._frame_deadlines.append((trio.current_time() + POLL_WAIT, ex, version))
         if self._frames_added is not None:
             self._frames_added.set()
             self._frames_added = None
@@ -352,11 +343,11 @@ class StreamTable:
 
     def expire_frames(self) -> None:
         """Settle the frames that have waited ``POLL_WAIT`` s without being served."""
-        now = self._clock()
+        now = trio.current_time()
         pending = self._frame_deadlines
         while pending and pending[0][0] <= now:
             _, ex, version = pending.popleft()
-            ex.settle_late(version)
+            ex.settle_upto(version)
 
     def add(self, exchange: Exchange) -> None:
         self._by_req[exchange.req_id] = exchange
@@ -385,10 +376,14 @@ class StreamTable:
             )
             ex.cut_off()
         answer = ex.stream_answer()
+        self.note_served(ex)
+        return answer
+
+    def note_served(self, ex: Exchange) -> None:
+        """An answer of ``ex`` went out: wake ``wait_streams_delivered`` if it was the final one."""
         if ex.final_served and self._served is not None:
             self._served.set()
             self._served = None
-        return answer
 
     async def wait_streams_delivered(self) -> None:
         """Wait until every finished stream's final snapshot has been served to WeCom."""
