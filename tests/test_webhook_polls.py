@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from types import SimpleNamespace
 from typing import Any
 
 import trio
@@ -20,7 +19,7 @@ import trio.testing
 
 from wecom_actors import BotConfig, Turn, serve_bot
 from wecom_actors.testing._webhook_crypto import aes_key, decrypt_msg, encrypt_msg, sign
-from wecom_actors.webhook.streams import POLL_WAIT, POLL_WAIT_SLACK, Exchange, StreamTable
+from wecom_actors.webhook.streams import POLL_WAIT, POLL_WAIT_SLACK
 
 TOKEN = "pollTestToken"
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -205,29 +204,3 @@ async def test_flush_waits_for_an_answer_but_not_forever(autojump_clock: trio.te
         assert (late["content"], late["finish"]) == ("one two", True)
         assert handle.statistics().handler_errors == 0
 
-
-async def test_drain_is_woken_when_a_redelivered_post_carries_the_final_snapshot(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    table = StreamTable()
-    message = SimpleNamespace(conversation="u1", chattype="single")
-    ex = Exchange("m1", message, stream_id="s1", created=0.0, is_event=False, response_url=None)  # type: ignore[arg-type]
-    table.add(ex)
-    ex.set_frame("all", False)
-    assert b'"finish":false' in (ex.first_answer() or b"")  # the POST's answer: a stream
-    ex.set_frame("all of it", True)
-    delivered = trio.Event()
-
-    async def drain() -> None:
-        await table.wait_streams_delivered()
-        delivered.set()
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(drain)
-        await trio.sleep(1.0)
-        assert not delivered.is_set()  # still waiting: nobody has seen the final snapshot
-        assert b'"finish":true' in (ex.first_answer() or b"")  # WeCom delivers the POST again
-        table.note_served(ex)
-        with trio.move_on_after(1.0):
-            await delivered.wait()
-        assert delivered.is_set() and trio.current_time() == 1.0

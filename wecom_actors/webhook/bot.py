@@ -166,12 +166,11 @@ class WebhookBot(BotCore):
         else:
             ex = self._open(message)
             await self.router.submit(ex.req_id, message)
-        if ex.phase is Phase.PENDING:
-            with trio.move_on_after(self.event_wait if ex.is_event else self.first_reply_wait):
-                await ex.wait_ready()
-        answer = ex.first_answer()
-        self.table.note_served(ex)  # a finished stream's POST answer delivers it too
-        return answer
+        if ex.phase is not Phase.PENDING:
+            return ex.first_answer()
+        with trio.move_on_after(self.event_wait if ex.is_event else self.first_reply_wait):
+            await ex.wait_ready()
+        return ex.first_answer()
 
     def _open(self, message: InboundMessage) -> Exchange:
         is_event = isinstance(message, EventMessage)

@@ -376,14 +376,10 @@ class StreamTable:
             )
             ex.cut_off()
         answer = ex.stream_answer()
-        self.note_served(ex)
-        return answer
-
-    def note_served(self, ex: Exchange) -> None:
-        """An answer of ``ex`` went out: wake ``wait_streams_delivered`` if it was the final one."""
         if ex.final_served and self._served is not None:
             self._served.set()
             self._served = None
+        return answer
 
     async def wait_streams_delivered(self) -> None:
         """Wait until every finished stream's final snapshot has been served to WeCom."""
