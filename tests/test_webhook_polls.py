@@ -203,4 +203,3 @@ async def test_flush_waits_for_an_answer_but_not_forever(autojump_clock: trio.te
         late = await wecom.refresh(first["id"])
         assert (late["content"], late["finish"]) == ("one two", True)
         assert handle.statistics().handler_errors == 0
-
