@@ -192,7 +192,7 @@ class _MessageCipher:
     def encrypt(self, padded: bytes) -> bytes:
         with self._lock:
             lead = (self._iv_decrypted ^ int.from_bytes(self._last, "big")).to_bytes(_AES_BLOCK, "big")
-            out = self._cbc.encrypt(lead + padded)
+            out: bytes = self._cbc.encrypt(lead + padded)
             self._last = out[-_AES_BLOCK:]
         return out[_AES_BLOCK:]
 
