@@ -44,6 +44,7 @@ class Driver:
         body = json.dumps({"encrypt": encrypt}).encode()
         scope = {
             "type": "http",
+            "http_version": "1.1",
             "method": "POST",
             "path": PATH,
             "query_string": query.encode(),
