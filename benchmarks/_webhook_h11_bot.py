@@ -22,6 +22,7 @@ import h11
 import trio
 
 import wecom_actors.webhook.bot as webhook_bot
+import wecom_actors.webhook.server as webhook_server
 from wecom_actors.cli import main
 
 IDLE_TIMEOUT = 75.0
@@ -29,7 +30,10 @@ MAX_HEAD = 64 * 1024
 
 
 class H11Server:
-    """The WebhookServer interface (``run(task_status)`` -> the port, ``shutdown()``) on h11."""
+    """The WebhookServer interface (``run(task_status)`` -> the port, ``shutdown()``,
+    ``stop()``) on h11."""
+
+    graceful_timeout = 3.0
 
     def __init__(self, app: Any, *, host: str, port: int, **_: Any) -> None:
         self.app = app
@@ -39,6 +43,9 @@ class H11Server:
         self._stop = trio.Event()
 
     def shutdown(self) -> None:
+        self._stop.set()
+
+    async def stop(self) -> None:
         self._stop.set()
 
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -122,5 +129,7 @@ class H11Server:
 
 
 if __name__ == "__main__":
+    # wherever the bot (or a runner that shares one server between bots) makes its server
     webhook_bot.WebhookServer = H11Server  # type: ignore[misc,assignment]
+    webhook_server.WebhookServer = H11Server  # type: ignore[misc,assignment]
     sys.exit(main(["run", "--mode", "webhook", "--handler", "echo", "--log-level", "WARNING"]))
