@@ -99,7 +99,8 @@ def render(summary: dict[str, Any], checks: dict[str, Any], sides: list[Side]) -
         if compare:
             assert ref is not None
             ratios = [vals[s.key] / vals[ref.key] if vals[ref.key] else float("nan") for s in ours]
-            row += [f"{r:.2f}" for r in ratios]
+            # three decimals where there is a target, so 1.204 does not read as a passing 1.20
+            row += [f"{r:.3f}" if target is not None else f"{r:.2f}" for r in ratios]
             row += ["", ""] if target is None else [f"<= {target:g}", verdicts([r <= target for r in ratios])]
         rows.append(row)
     errors = {s.key: summary[s.key] for s in sides}
