@@ -15,7 +15,7 @@ Decisions (documented here because the references disagree)
     * **receiveid rule: Tencent semantics.** The trailer after ``msg`` must equal the configured
       ``receive_id`` exactly, byte for byte. AI bots use ``receive_id=""``, so a payload with a
       non-empty trailer is rejected with :class:`~wecom_actors.errors.ReceiveIdError`. Tencent's
-      XML-era vector (spec §9.1 V1, trailer ``wx5823bf96d3bd56c7``) is therefore *rejected* by
+      XML-era vector (V1 of the Tencent vectors in the tests, trailer ``wx5823bf96d3bd56c7``) is therefore *rejected* by
       ``WeComCrypto(token, key)`` and *accepted* by ``WeComCrypto(token, key,
       "wx5823bf96d3bd56c7")``. (The Node SDK skips the check when its receiveId is empty; we do
       not.)
@@ -24,8 +24,8 @@ Decisions (documented here because the references disagree)
       not required to be a multiple of 32, so 16-aligned media blobs still decrypt.
     * **Ciphertext base64 is strict** (``validate=True``): junk raises
       :class:`~wecom_actors.errors.DecryptError`. The EncodingAESKey decode is **lenient**: missing
-      ``=`` padding is added and non-canonical trailing bits are accepted (spec §3.1 pitfall:
-      Tencent's own sample key has them).
+      ``=`` padding is added and non-canonical trailing bits are accepted (the 43-character
+      key has 2 spare bits, and Tencent's own sample key sets them).
     * The random prefix we emit is 16 bytes from ``random_bytes`` (``os.urandom`` by default, as
       the Node SDK); receivers discard it, so any 16 bytes are valid.
     * Signatures are compared in constant time and exactly: an upper-case hex signature does not
@@ -276,7 +276,9 @@ class WeComCrypto:
     # encryption
 
     def encrypt(self, plaintext: bytes, *, random16: bytes | None = None) -> str:
-        """Encrypt ``plaintext`` into the base64 ``encrypt`` field (spec §3.3).
+        """Encrypt ``plaintext`` into the base64 ``encrypt`` field.
+
+        The plaintext layout: 16 random bytes, the length (4 bytes, big-endian), msg, receive id.
 
         ``random16`` fixes the random prefix (tests and vectors); by default it comes from
         ``random_bytes(16)``.
@@ -329,7 +331,8 @@ class WeComCrypto:
         return self.decrypt(encrypt)
 
     def encrypt_reply(self, plaintext: bytes, *, nonce: str, timestamp: str | int) -> bytes:
-        """Build the encrypted passive-reply envelope (spec §3.6) as JSON bytes.
+        """Build the encrypted passive-reply envelope (``encrypt``, ``msgsignature``,
+        ``timestamp``, ``nonce``) as JSON bytes.
 
         ``timestamp`` is emitted as given: an ``int`` becomes a JSON number, a ``str`` a JSON
         string (WeCom accepts both). Use the nonce of the callback being answered.

@@ -20,7 +20,7 @@ from ._webhook import WebhookView, open_fake_webhook
 
 __all__ = ["DEMO_IMAGE", "run_webhook_demo"]
 
-#: §9.3: a PNG signature and 24 counter bytes, the plaintext of the spec's media vector.
+#: A PNG signature and 24 counter bytes, the plaintext of the media test vector.
 DEMO_IMAGE = bytes.fromhex("89504e470d0a1a0a000102030405060708090a0b0c0d0e0f1011121314151617")
 
 
