@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .admin import READY_STATES
 from .turnlog import DURATION_BUCKETS
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["READY_STATES", "FleetCollector", "fleet_registry", "render_metrics"]
 
 #: Bot states in which a bot takes messages: subscribed (long connection), serving (webhook).
-READY_STATES = frozenset({"subscribed", "serving"})
 
 # statistics() field -> (metric name without _total, help)
 _COUNTERS = (
