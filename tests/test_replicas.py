@@ -15,6 +15,7 @@ import random
 import statistics
 from typing import Any
 
+import httpx
 import trio
 
 from wecom_actors import BotConfig, BotHandle, echo, serve_bot
@@ -182,4 +183,45 @@ async def test_a_kickout_while_holding_steps_down_without_a_fight(redis_server: 
             stats = holder.handle.statistics()
             assert stats.state == "stepped-down" and stats.lease is not None and stats.lease.kickouts == 1
             assert await ask(fake, "who answers?") == "answered"  # the other process does
+            nursery.cancel_scope.cancel()
+
+
+async def test_readyz_and_metrics_show_the_lease(redis_server: RedisServer) -> None:
+    """Two single-bot fleets (two replicas) with admin ports, and a third whose Redis is down."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from wecom_actors.fleet import FleetBot, FleetConfig, FleetHandle, serve_fleet
+
+    from .redis_server import free_port as free
+
+    def metrics(text: str) -> dict[str, float]:
+        return {
+            s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.name.startswith(("wecom_lease", "wecom_redis", "wecom_bot_up"))
+        }
+
+    async with open_fake_wecom() as fake:
+        async with trio.open_nursery() as nursery:
+            handles: list[FleetHandle] = []
+            for url in (redis_server.url, redis_server.url, f"redis://127.0.0.1:{free()}/0"):
+                config = bot_config(fake, redis_url=url, lease_ttl=TTL, admin_port=free())
+                handles.append(await nursery.start(serve_fleet, FleetConfig([FleetBot("sales", config)])))
+            with trio.fail_after(5):
+                await eventually(lambda: fake.is_subscribed())
+            docs = []
+            for handle in handles:
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{handle.admin_port}") as http:
+                    ready = await http.get("/readyz")
+                    docs.append((ready.status_code, ready.json()["bots"]["sales"], metrics((await http.get("/metrics")).text)))
+            by_state = {doc["state"]: (code, doc, m) for code, doc, m in docs}
+            assert set(by_state) == {"subscribed", "standby", "redis-unreachable"}
+            code, doc, m = by_state["subscribed"]
+            assert code == 200 and doc["lease"]["held"] and doc["lease"]["fencing_token"] >= 1
+            assert m["wecom_lease_held"] == 1.0 and m["wecom_lease_acquisitions_total"] == 1.0
+            code, doc, m = by_state["standby"]
+            assert code == 200 and doc["ready"] and not doc["lease"]["held"]  # a healthy standby
+            assert m["wecom_lease_held"] == 0.0 and m["wecom_bot_up"] == 1.0
+            code, doc, m = by_state["redis-unreachable"]
+            assert code == 503 and not doc["ready"] and "127.0.0.1" in doc["lease"]["last_error"]
+            assert m["wecom_redis_errors_total"] >= 1 and m["wecom_bot_up"] == 0.0
             nursery.cancel_scope.cancel()

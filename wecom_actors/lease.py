@@ -116,10 +116,6 @@ class Lease:
         self._supervised_once = False
         self._stepped_down = False
 
-    @property
-    def held(self) -> bool:
-        return self.state in ("held", "stepped-down") and self._valid_until > trio.current_time()
-
     def statistics(self) -> LeaseStatistics:
         return LeaseStatistics(
             state=self.state,
