@@ -1,4 +1,4 @@
-"""The sans-IO core imports no I/O framework (STYLE.md habit 3).
+"""The sans-IO core imports no I/O framework.
 
 ``wecom_actors/protocol/``, ``wecom_actors/crypto.py`` and ``wecom_actors/render.py`` must never
 import trio, trio_websocket, httpx or hypercorn, neither directly nor through another

@@ -44,7 +44,7 @@ Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
 (64), ``WECOM_SESSION_QUEUE_SIZE`` (1000 messages per session), ``WECOM_MAX_QUEUED_MESSAGES``
 (20,000) and ``WECOM_MAX_QUEUED_BYTES`` (64 MiB): the bot-wide guard past which a message is
 answered busy, ``WECOM_GROUP_ORDER`` (``sender``: order per group member; ``chat``: strict order
-per group chat), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
+per group chat), ``WECOM_DRAIN_TIMEOUT`` (3.5 s), ``WECOM_STREAM_MIN_INTERVAL``
 (0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
 ``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
 freshness check), ``WECOM_WEBHOOK_HEADER_TIMEOUT`` (5 s: a new connection without a complete

@@ -217,7 +217,7 @@ class WebhookBot(BotCore):
             ex.phase, ex.closed = Phase.EMPTY, True
             self.table.add(ex)
         ex.dispatched = True
-        return WebhookReplies(ex, self.urls)
+        return WebhookReplies(ex, self.urls, self.table)
 
     def new_stream_id(self, req_id: str) -> str:
         """The first stream of a message is the one announced in the POST's answer."""
@@ -249,7 +249,7 @@ class WebhookBot(BotCore):
         ex.handler_finished()
         if ex.outbox:
             try:
-                await WebhookReplies(ex, self.urls).flush()
+                await WebhookReplies(ex, self.urls, self.table).flush()
             except RequestError as exc:
                 self.counts["replies_failed"] += 1
                 log.error("msgid %s: the response_url message was not delivered: %s", req_id, exc)
