@@ -154,3 +154,21 @@ async def test_two_replicas_round_robin_100_users(redis_server: RedisServer) -> 
                     users.start_soon(user, n)
         assert runs == {f"msg-{n}": 1 for n in range(100)}
         nursery.cancel_scope.cancel()
+
+
+async def test_claim_returns_the_owners_value_and_served_versions_only_grow(
+    kind: str, server: RedisServer | None
+) -> None:
+    async with state(kind, server) as shared:
+        assert await shared.claim("m1", "stream-a") is None  # ours
+        assert await shared.claim("m1", "stream-b") == "stream-a"  # the owner's stream id
+        assert await shared.claim("m2", "") is None and await shared.claim("m2", "x") == ""  # an event
+        assert await shared.served_version("s") == 0
+        await shared.mark_served("s", 2)  # no such stream: nothing is recorded
+        assert await shared.served_version("s") == 0
+        await shared.publish("s", snap(3, "abc"))
+        await shared.mark_served("s", 2)
+        await shared.mark_served("s", 1)
+        assert await shared.served_version("s") == 2
+        await shared.mark_served("s", 3)
+        assert await shared.served_version("s") == 3

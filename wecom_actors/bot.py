@@ -191,11 +191,6 @@ async def serve_bot(
     """
     if not isinstance(config, BotConfig):
         raise TypeError(f"serve_bot needs a BotConfig, got {type(config).__name__}")
-    if config.mode == "webhook" and config.redis_url:
-        log.warning(
-            "WECOM_REDIS_URL is set, but webhook bots do not share their stream state through Redis "
-            "yet: run one replica per webhook bot (see docs/replicas.md)"
-        )
     turns = TurnLog(name or bot_label(config))
     resolved = turns.wrap(resolve_handler(handler))
     rng = rng or random.Random()

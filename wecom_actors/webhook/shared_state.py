@@ -10,6 +10,10 @@ poll with the one stream's latest content and the handler runs once per msgid:
   the plaintext answer a poll gets), only if its version is newer than the stored one, with a
   TTL a little over WeCom's six-minute polling window (:data:`STREAM_SECONDS`).
 * ``snapshot(stream_id)``: the latest snapshot, or None.
+* ``claim(msgid, value)``: ``first_delivery`` that stores ``value`` (the owner's stream id) and
+  returns None to the first caller, the first caller's value to every later one.
+* ``mark_served(stream_id, version)`` / ``served_version(stream_id)``: the highest snapshot
+  version a replica has answered a poll with (so the owner can count its frames as served).
 
 :class:`MemoryWebhookState` is the same contract in one process (no ``redis_url``: everything
 stays in process); :class:`RedisWebhookState` keeps it in Redis through a
@@ -60,9 +64,15 @@ class StreamSnapshot(msgspec.Struct, frozen=True):
 class WebhookState(Protocol):
     async def first_delivery(self, msgid: str) -> bool: ...
 
+    async def claim(self, msgid: str, value: str) -> str | None: ...
+
     async def publish(self, stream_id: str, snapshot: StreamSnapshot) -> bool: ...
 
     async def snapshot(self, stream_id: str) -> StreamSnapshot | None: ...
+
+    async def mark_served(self, stream_id: str, version: int) -> None: ...
+
+    async def served_version(self, stream_id: str) -> int: ...
 
 
 def namespace_for(token: str, receive_id: str = "") -> str:
@@ -92,7 +102,8 @@ class MemoryWebhookState:
     ) -> None:
         self.max_entries = max_entries
         self.stream_ttl, self.dedupe_ttl = stream_ttl, dedupe_ttl
-        self._seen: OrderedDict[str, float] = OrderedDict()  # msgid -> expires at
+        self._seen: OrderedDict[str, tuple[float, str]] = OrderedDict()  # msgid -> (expires at, value)
+        self._served: dict[str, int] = {}
         self._streams: OrderedDict[str, tuple[float, StreamSnapshot]] = OrderedDict()
 
     def _expire(self, table: OrderedDict[str, Any], now: float) -> None:
@@ -100,17 +111,33 @@ class MemoryWebhookState:
             table.popitem(last=False)
 
     async def first_delivery(self, msgid: str) -> bool:
+        return await self.claim(msgid, "1") is None
+
+    async def claim(self, msgid: str, value: str) -> str | None:
         _check_id("msgid", msgid)
         await trio.lowlevel.checkpoint()
         now = trio.current_time()
         self._expire(self._seen, now)
-        expires = self._seen.get(msgid)
-        if expires is not None and expires > now:
-            return False
-        self._seen[msgid] = now + self.dedupe_ttl
+        entry = self._seen.get(msgid)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        self._seen[msgid] = (now + self.dedupe_ttl, value)
         self._seen.move_to_end(msgid)
         self._expire(self._seen, now)
-        return True
+        return None
+
+    async def mark_served(self, stream_id: str, version: int) -> None:
+        await trio.lowlevel.checkpoint()
+        self._served[stream_id] = max(version, self._served.get(stream_id, 0))
+        while len(self._served) > self.max_entries:
+            self._served.pop(next(iter(self._served)))
+
+    async def served_version(self, stream_id: str) -> int:
+        await trio.lowlevel.checkpoint()
+        if stream_id not in self._streams:
+            self._served.pop(stream_id, None)
+            return 0
+        return self._served.get(stream_id, 0)
 
     async def publish(self, stream_id: str, snapshot: StreamSnapshot) -> bool:
         _check_id("stream id", stream_id)
@@ -134,8 +161,8 @@ class MemoryWebhookState:
         return None if entry is None or entry[0] <= now else entry[1]
 
 
-def _expiry(entry: float | tuple[float, StreamSnapshot]) -> float:
-    return entry if isinstance(entry, float) else entry[0]
+def _expiry(entry: tuple[float, object]) -> float:
+    return entry[0]
 
 
 # KEYS[1] the stream's key; ARGV[1] version, ARGV[2] the encoded snapshot, ARGV[3] ttl ms.
@@ -144,6 +171,20 @@ local current = redis.call('hget', KEYS[1], 'v')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
 redis.call('hset', KEYS[1], 'v', ARGV[1], 's', ARGV[2])
 redis.call('pexpire', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+# KEYS[1] the msgid's key; ARGV[1] the value, ARGV[2] ttl ms. nil: ours now; else the owner's value.
+_CLAIM = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('get', KEYS[1])
+"""
+# KEYS[1] the stream's key; ARGV[1] a served version (kept if higher; only while the stream lives).
+_SERVED = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+local current = tonumber(redis.call('hget', KEYS[1], 'x') or '0')
+if tonumber(ARGV[1]) > current then redis.call('hset', KEYS[1], 'x', ARGV[1]) end
 return 1
 """
 
@@ -165,16 +206,35 @@ class RedisWebhookState:
         self._base = f"{prefix}:{{{namespace}}}"
 
     async def first_delivery(self, msgid: str) -> bool:
+        return await self.claim(msgid, "1") is None
+
+    async def claim(self, msgid: str, value: str) -> str | None:
         _check_id("msgid", msgid)
-        from coredis.tokens import PureToken
-
         key = f"{self._base}:msgid:{msgid}"
-        ttl = max(1, round(self.dedupe_ttl * 1000))
+        args = [value, str(max(1, round(self.dedupe_ttl * 1000)))]
 
-        async def claim(client: Any) -> bool:
-            return bool(await client.set(key, "1", condition=PureToken.NX, px=ttl))
+        async def run(client: Any) -> str | None:
+            owner = await client.register_script(_CLAIM)(keys=[key], args=args)
+            return None if owner in (None, False) else str(owner)
 
-        return await self.link.call(claim)
+        return await self.link.call(run)
+
+    async def mark_served(self, stream_id: str, version: int) -> None:
+        key = f"{self._base}:stream:{stream_id}"
+
+        async def run(client: Any) -> None:
+            await client.register_script(_SERVED)(keys=[key], args=[str(version)])
+
+        await self.link.call(run)
+
+    async def served_version(self, stream_id: str) -> int:
+        key = f"{self._base}:stream:{stream_id}"
+
+        async def run(client: Any) -> int:
+            value = await client.hget(key, "x")
+            return int(value) if value else 0
+
+        return await self.link.call(run)
 
     async def publish(self, stream_id: str, snapshot: StreamSnapshot) -> bool:
         _check_id("stream id", stream_id)
