@@ -16,6 +16,12 @@ started after each kill, so there are always three):
 Takeover time = from the kill to the fake's next successful subscribe of the bot. Also reported:
 kick-outs (``disconnected_event`` frames; 0 means the old connection always closed first) and
 the lease's Redis calls per replica per second while idle (renewals and standby polls).
+
+Webhook part (``--webhook-users N``, 0 to skip): two webhook replicas of one bot (echo handler,
+``redis_url`` set) behind a round-robin in-process balancer (callbacks go straight into each
+replica's ASGI app, signed and encrypted with the bundled fake's crypto); N users at once, one
+message each, then refresh polls every ``--poll-interval`` seconds until the stream finishes.
+Reported: Redis calls per message (both replicas' calls divided by N), callbacks per message.
 """
 
 from __future__ import annotations
@@ -159,6 +165,96 @@ async def run_mode(fake: FakeWeCom, config: BotConfig, mode: str, kills: int, tt
     }
 
 
+async def bench_webhook(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
+    import itertools
+    import json
+
+    from wecom_actors.testing._webhook_crypto import aes_key, decrypt_msg, encrypt_msg, sign
+
+    token, key, path = "benchToken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "/wecom/callback"
+    config = BotConfig(
+        mode="webhook", token=token, encoding_aes_key=key, host="127.0.0.1", port=0, callback_path=path,
+        redis_url=redis_url,
+    )  # fmt: skip
+    aes = aes_key(key)
+    ids = itertools.count(1)
+    callbacks = 0
+
+    async def post(app: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        nonlocal callbacks
+        callbacks += 1
+        n = next(ids)
+        encrypt = encrypt_msg(aes, json.dumps(payload).encode(), n.to_bytes(16, "big"))
+        ts, nonce = str(int(time.time())), str(1000000000 + n)
+        body = json.dumps({"encrypt": encrypt}).encode()
+        scope = {
+            "type": "http", "http_version": "1.1", "method": "POST", "path": path,
+            "query_string": f"msg_signature={sign(token, ts, nonce, encrypt)}&timestamp={ts}&nonce={nonce}".encode(),
+            "headers": [(b"content-length", str(len(body)).encode())],
+        }  # fmt: skip
+        sent: list[dict[str, Any]] = []
+        given = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal given
+            if given:
+                await trio.sleep_forever()
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200, sent[0]
+        return dict(json.loads(decrypt_msg(aes, json.loads(sent[1]["body"])["encrypt"])))
+
+    async with trio.open_nursery() as nursery:
+        handles = [await nursery.start(serve_bot, config, echo) for _ in range(2)]
+        apps = [h.runtime.app for h in handles]
+        turn = itertools.count()
+        links = [h.runtime.shared.link for h in handles]
+        calls_before = sum(link.calls for link in links)
+        finished = 0
+
+        async def user(n: int) -> None:
+            nonlocal finished
+            text = f"user {n}: an echo through two replicas"
+            payload = {
+                "msgid": f"bench-{n}-{random.getrandbits(32)}", "aibotid": "bot", "chattype": "single",
+                "from": {"userid": f"u{n}"}, "msgtype": "text", "text": {"content": text},
+            }  # fmt: skip
+            answer = await post(apps[next(turn) % 2], payload)
+            stream = answer["stream"]
+            while not stream["finish"]:
+                await trio.sleep(args.poll_interval)
+                poll = {
+                    "msgid": f"poll-{next(ids)}", "aibotid": "bot", "chattype": "single", "from": {"userid": f"u{n}"},
+                    "msgtype": "stream", "stream": {"id": stream["id"]},
+                }  # fmt: skip
+                stream = (await post(apps[next(turn) % 2], poll))["stream"]
+            assert stream["content"] == text
+            finished += 1
+
+        start = trio.current_time()
+        with trio.fail_after(120):
+            async with trio.open_nursery() as users:
+                for n in range(args.webhook_users):
+                    users.start_soon(user, n)
+        elapsed = trio.current_time() - start
+        calls = sum(link.calls for link in links) - calls_before
+        nursery.cancel_scope.cancel()
+    users_n = args.webhook_users
+    return {
+        "users": users_n,
+        "finished": finished,
+        "redis_calls": calls,
+        "redis_calls_per_message": calls / users_n,
+        "callbacks_per_message": callbacks / users_n,
+        "elapsed_s": elapsed,
+    }
+
+
 async def bench(args: argparse.Namespace, redis_url: str) -> list[dict[str, Any]]:
     results = []
     for mode in args.modes:
@@ -179,18 +275,21 @@ def main() -> int:
         "--modes", type=lambda v: [m for m in v.split(",") if m], default=list(MODES),
         help="comma-separated: crash, frozen, release (default all)",
     )  # fmt: skip
+    parser.add_argument("--webhook-users", type=int, default=100, help="webhook part: users (0: skip; default 100)")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="webhook part: seconds between polls")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args()
     bad = [m for m in args.modes if m not in MODES]
-    if bad or args.kills < 1 or args.ttl < 0.5:
-        parser.error(f"modes are {', '.join(MODES)}; --kills >= 1; --ttl >= 0.5")
+    if bad or args.kills < 1 or args.ttl < 0.5 or args.webhook_users < 0 or args.poll_interval <= 0:
+        parser.error(f"modes are {', '.join(MODES)}; --kills >= 1; --ttl >= 0.5; --webhook-users >= 0")
     # The holder's renewal warnings and "lease lost" errors are expected here: keep the table clean.
     logging.getLogger("wecom_actors").setLevel(logging.CRITICAL)
     run = _common.ProcessRun("lease", args)
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as workdir:
         proc, port = start_redis(workdir)
         try:
-            results = trio.run(bench, args, f"redis://127.0.0.1:{port}/0")
+            results = trio.run(bench, args, f"redis://127.0.0.1:{port}/0") if args.modes else []
+            webhook = trio.run(bench_webhook, args, f"redis://127.0.0.1:{port}/0") if args.webhook_users else None
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -199,11 +298,17 @@ def main() -> int:
          f"{r['median_s'] / args.ttl:.2f}", str(r["kickouts"]), f"{r['redis_calls_per_replica_per_s_idle']:.2f}"]
         for r in results
     ]  # fmt: skip
-    table = _common.format_table(
-        ["kill", "min s", "median s", "max s", "median / TTL", "kick-outs", "Redis calls/replica/s"], rows
-    )
+    headers = ["kill", "min s", "median s", "max s", "median / TTL", "kick-outs", "Redis calls/replica/s"]
+    table = _common.format_table(headers, rows) if rows else "(no lease modes run)"
+    if webhook is not None:
+        table += (
+            f"\n\nwebhook, 2 replicas round-robin, {webhook['users']} users, polls every {args.poll_interval} s: "
+            f"{webhook['redis_calls_per_message']:.1f} Redis calls per message, "
+            f"{webhook['callbacks_per_message']:.1f} callbacks per message, {webhook['finished']} streams finished "
+            f"in {webhook['elapsed_s']:.1f} s"
+        )
     run.report(table, before=f"{args.kills} kills per mode, TTL {args.ttl} s, 3 replicas; ")
-    run.write(_common.package_versions("wecom-actors", "coredis", "trio"), {"modes": results})
+    run.write(_common.package_versions("wecom-actors", "coredis", "trio"), {"modes": results, "webhook": webhook})
     return 0
 
 

@@ -172,3 +172,11 @@ async def test_claim_returns_the_owners_value_and_served_versions_only_grow(
         assert await shared.served_version("s") == 2
         await shared.mark_served("s", 3)
         assert await shared.served_version("s") == 3
+
+
+async def test_serve_reads_and_records_in_one_call(kind: str, server: RedisServer | None) -> None:
+    async with state(kind, server) as shared:
+        assert await shared.serve("s") is None
+        await shared.publish("s", snap(2, "ab"))
+        assert await shared.serve("s") == snap(2, "ab")
+        assert await shared.served_version("s") == 2

@@ -49,6 +49,8 @@ log = logging.getLogger("wecom_actors.webhook.replicas")
 
 #: How often the owner publishes changed snapshots and reads back what others served.
 PUBLISH_INTERVAL = 0.1
+#: An owned stream's served version is read at most this often while something is unserved.
+SERVED_INTERVAL = 0.3
 #: Stream ids of this replica remembered at most (a poll for an older one asks Redis).
 MAX_LOCAL_STREAMS = 100_000
 
@@ -78,6 +80,7 @@ class SharedStreams:
         self._owned: dict[str, Exchange] = {}  # stream id -> exchange, while WeCom may poll it
         self._local: OrderedDict[str, float] = OrderedDict()  # stream ids opened here -> until
         self._published: dict[str, int] = {}
+        self._asked: dict[str, float] = {}  # stream id -> when its served version was last read
         self.counts = dict.fromkeys(("claims_lost", "remote_polls", "redis_errors"), 0)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -99,17 +102,24 @@ class SharedStreams:
                 snapshot = _snapshot_of(ex)
                 await self.state.publish(stream_id, snapshot)
                 self._published[stream_id] = snapshot.version
-            served = await self.state.served_version(stream_id)
-            if served > ex.polled_version:
-                ex.polled_version = served
-                ex.settle_upto(served)
-                if ex.finish and served >= ex.version and not ex.final_served:
-                    ex.final_served = True  # another replica sent the final answer
-                    if ex.on_served is not None:
-                        ex.on_served()
+            # Ask what other replicas served only while something is unserved here, and at most
+            # every SERVED_INTERVAL (WeCom polls about once a second).
+            unserved = ex.version > ex.polled_version or (ex.finish and not ex.final_served)
+            now = trio.current_time()
+            if unserved and now >= self._asked.get(stream_id, 0.0) + SERVED_INTERVAL:
+                self._asked[stream_id] = now
+                served = await self.state.served_version(stream_id)
+                if served > ex.polled_version:
+                    ex.polled_version = served
+                    ex.settle_upto(served)
+                    if ex.finish and served >= ex.version and not ex.final_served:
+                        ex.final_served = True  # another replica sent the final answer
+                        if ex.on_served is not None:
+                            ex.on_served()
             if ex.final_served or ex.closed or not ex.polled_live:
                 del self._owned[stream_id]
                 self._published.pop(stream_id, None)
+                self._asked.pop(stream_id, None)
 
     def is_local(self, stream_id: str) -> bool:
         """True if this replica opened ``stream_id`` (its own table answers the polls)."""
@@ -156,9 +166,8 @@ class SharedStreams:
 
     async def refresh(self, stream_id: str) -> bytes | None:
         """A poll for a stream owned elsewhere: its latest answer, or None if nobody has it."""
-        snapshot = await self.state.snapshot(stream_id)
+        snapshot = await self.state.serve(stream_id)  # read and record as served: one round trip
         if snapshot is None:
             return None
         self.counts["remote_polls"] += 1
-        await self.state.mark_served(stream_id, snapshot.version)
         return snapshot.answer.encode()

@@ -13,7 +13,8 @@ poll with the one stream's latest content and the handler runs once per msgid:
 * ``claim(msgid, value)``: ``first_delivery`` that stores ``value`` (the owner's stream id) and
   returns None to the first caller, the first caller's value to every later one.
 * ``mark_served(stream_id, version)`` / ``served_version(stream_id)``: the highest snapshot
-  version a replica has answered a poll with (so the owner can count its frames as served).
+  version a replica has answered a poll with (so the owner can count its frames as served);
+  ``serve(stream_id)`` is ``snapshot`` and ``mark_served`` of its version in one round trip.
 
 :class:`MemoryWebhookState` is the same contract in one process (no ``redis_url``: everything
 stays in process); :class:`RedisWebhookState` keeps it in Redis through a
@@ -71,6 +72,8 @@ class WebhookState(Protocol):
     async def snapshot(self, stream_id: str) -> StreamSnapshot | None: ...
 
     async def mark_served(self, stream_id: str, version: int) -> None: ...
+
+    async def serve(self, stream_id: str) -> StreamSnapshot | None: ...
 
     async def served_version(self, stream_id: str) -> int: ...
 
@@ -132,6 +135,12 @@ class MemoryWebhookState:
         while len(self._served) > self.max_entries:
             self._served.pop(next(iter(self._served)))
 
+    async def serve(self, stream_id: str) -> StreamSnapshot | None:
+        snapshot = await self.snapshot(stream_id)
+        if snapshot is not None:
+            await self.mark_served(stream_id, snapshot.version)
+        return snapshot
+
     async def served_version(self, stream_id: str) -> int:
         await trio.lowlevel.checkpoint()
         if stream_id not in self._streams:
@@ -189,6 +198,16 @@ return 1
 """
 
 
+# KEYS[1] the stream's key: its snapshot, its version recorded as served (if higher).
+_SERVE = """
+local s = redis.call('hget', KEYS[1], 's')
+if not s then return false end
+local v = tonumber(redis.call('hget', KEYS[1], 'v'))
+if v > tonumber(redis.call('hget', KEYS[1], 'x') or '0') then redis.call('hset', KEYS[1], 'x', v) end
+return s
+"""
+
+
 class RedisWebhookState:
     """The contract in Redis (one round trip per call); keys under ``wecom-actors:{namespace}``."""
 
@@ -226,6 +245,16 @@ class RedisWebhookState:
             await client.register_script(_SERVED)(keys=[key], args=[str(version)])
 
         await self.link.call(run)
+
+    async def serve(self, stream_id: str) -> StreamSnapshot | None:
+        key = f"{self._base}:stream:{stream_id}"
+
+        async def run(client: Any) -> str | None:
+            value = await client.register_script(_SERVE)(keys=[key], args=[])
+            return None if value in (None, False) else str(value)
+
+        data = await self.link.call(run)
+        return None if data is None else msgspec.json.decode(data, type=StreamSnapshot)
 
     async def served_version(self, stream_id: str) -> int:
         key = f"{self._base}:stream:{stream_id}"
