@@ -32,7 +32,8 @@ WECOM_ADMIN_PORT                /metrics, /healthz, /readyz on WECOM_HOST:port; 
                                 0 turns the admin listener off
 WECOM_REDIS_URL                 replicas: ``redis://[user:pass@]host[:port][/db]``  empty (one process)
                                 (``rediss://``, ``unix://``); a long-connection bot
-                                then subscribes only while it holds its lease
+                                then subscribes only while it holds its lease; webhook
+                                replicas share the msgid dedupe and stream snapshots
 WECOM_LEASE_TTL                 seconds a replica's lease lasts without renewal     10
 ==============================  ==================================================  ===========================
 
@@ -157,7 +158,7 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     webhook_max_connections: int = 512
     transport: str = "wsproto"  # or "trio-websocket": the long-connection WebSocket engine
     bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
-    redis_url: str = ""  # replicas: the lease (long connection) lives in this Redis; "" = off
+    redis_url: str = ""  # replicas: the lease / the shared webhook state live in this Redis; "" = off
     lease_ttl: float = 10.0
 
     def __post_init__(self) -> None:

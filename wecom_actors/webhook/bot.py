@@ -4,7 +4,8 @@
 
     WebhookBot.run ┬─ Router           dedupe-free here (done below), sessions, handler workers
                    ├─ StreamTable      sweeper: evicts exchanges after WeCom's 6-minute window
-                   └─ WebhookServer    hypercorn + WebhookApp: verify, decrypt, respond()
+                   ├─ WebhookServer    hypercorn + WebhookApp: verify, decrypt, respond()
+                   └─ SharedStreams    with redis_url: msgid claims and stream snapshots in Redis
 
 A callback POST reaches :meth:`WebhookBot.respond`. A stream refresh is answered from its
 stream's snapshot (before any msgid dedupe: refreshes may reuse the msgid). A message or event
