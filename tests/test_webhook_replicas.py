@@ -95,3 +95,47 @@ async def test_100_users_two_replicas_round_robin(redis_server: RedisServer) -> 
     assert redeliveries == 100 and sum(s["claims_lost"] for s in stats) >= 20
     assert sum(s["remote_polls"] for s in stats) >= 20  # polls answered by a non-owner
     print(f"\n{polls} refresh polls; answered from Redis by a non-owner: {sum(s['remote_polls'] for s in stats)}")
+
+
+async def test_redis_down_new_messages_are_handled_here_and_foreign_polls_get_503() -> None:
+    from .redis_server import free_port
+
+    config = BotConfig(
+        mode="webhook", token=TOKEN, encoding_aes_key=KEY, host="127.0.0.1", port=0, callback_path=PATH,
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+    )  # fmt: skip
+    async with trio.open_nursery() as nursery:
+        handle = await nursery.start(serve_bot, config, "echo")
+        wecom = Driver(handle.runtime.app)
+        first = await wecom.send_text("still answered without Redis")
+        with trio.fail_after(5):
+            while True:  # our own stream: answered from our table
+                await trio.sleep(0.2)
+                done = await wecom.refresh(first["id"])
+                if done["finish"]:
+                    break
+        assert done["content"] == "still answered without Redis"
+        statuses: list[int] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        wecom.app = _status_recorder(handle.runtime.app, send)
+        try:
+            await wecom.refresh("stream-of-another-replica")
+        except (AssertionError, IndexError):
+            pass
+        assert statuses == [503]  # WeCom polls again, instead of the stream ending empty
+        nursery.cancel_scope.cancel()
+
+
+def _status_recorder(app: Any, record: Any) -> Any:
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def both(message: dict[str, Any]) -> None:
+            await record(message)
+            await send(message)
+
+        await app(scope, receive, both)
+
+    return wrapped

@@ -72,6 +72,11 @@ def _snapshot_of(ex: Exchange) -> StreamSnapshot:
     return StreamSnapshot(ex.version, ex.content, ex.finish, encode_body(body).decode())
 
 
+def _shareable(ident: str) -> bool:
+    """An id the shared state keeps (1..256 characters; anything else stays local)."""
+    return 0 < len(ident) <= 256
+
+
 class SharedStreams:
     def __init__(self, state: WebhookState, *, link: RedisLink | None = None, interval: float = PUBLISH_INTERVAL) -> None:
         self.state = state
@@ -140,6 +145,8 @@ class SharedStreams:
     async def claim(self, msgid: str, stream_id: str) -> str | None:
         """None: this replica owns ``msgid`` now; else the owner's stream id ("" for an
         event). RedisUnavailable propagates."""
+        if not _shareable(msgid):
+            return None  # not a key we store: handled here only
         owner = await self.state.claim(msgid, stream_id)
         if owner is not None:
             self.counts["claims_lost"] += 1
@@ -166,6 +173,8 @@ class SharedStreams:
 
     async def refresh(self, stream_id: str) -> bytes | None:
         """A poll for a stream owned elsewhere: its latest answer, or None if nobody has it."""
+        if not _shareable(stream_id):
+            return None
         snapshot = await self.state.serve(stream_id)  # read and record as served: one round trip
         if snapshot is None:
             return None

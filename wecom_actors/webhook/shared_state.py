@@ -130,18 +130,21 @@ class MemoryWebhookState:
         return None
 
     async def mark_served(self, stream_id: str, version: int) -> None:
+        _check_id("stream id", stream_id)
         await trio.lowlevel.checkpoint()
         self._served[stream_id] = max(version, self._served.get(stream_id, 0))
         while len(self._served) > self.max_entries:
             self._served.pop(next(iter(self._served)))
 
     async def serve(self, stream_id: str) -> StreamSnapshot | None:
+        _check_id("stream id", stream_id)
         snapshot = await self.snapshot(stream_id)
         if snapshot is not None:
             await self.mark_served(stream_id, snapshot.version)
         return snapshot
 
     async def served_version(self, stream_id: str) -> int:
+        _check_id("stream id", stream_id)
         await trio.lowlevel.checkpoint()
         if stream_id not in self._streams:
             self._served.pop(stream_id, None)
@@ -163,6 +166,7 @@ class MemoryWebhookState:
         return True
 
     async def snapshot(self, stream_id: str) -> StreamSnapshot | None:
+        _check_id("stream id", stream_id)
         await trio.lowlevel.checkpoint()
         now = trio.current_time()
         self._expire(self._streams, now)
@@ -239,6 +243,7 @@ class RedisWebhookState:
         return await self.link.call(run)
 
     async def mark_served(self, stream_id: str, version: int) -> None:
+        _check_id("stream id", stream_id)
         key = f"{self._base}:stream:{stream_id}"
 
         async def run(client: Any) -> None:
@@ -247,6 +252,7 @@ class RedisWebhookState:
         await self.link.call(run)
 
     async def serve(self, stream_id: str) -> StreamSnapshot | None:
+        _check_id("stream id", stream_id)
         key = f"{self._base}:stream:{stream_id}"
 
         async def run(client: Any) -> str | None:
@@ -257,6 +263,7 @@ class RedisWebhookState:
         return None if data is None else msgspec.json.decode(data, type=StreamSnapshot)
 
     async def served_version(self, stream_id: str) -> int:
+        _check_id("stream id", stream_id)
         key = f"{self._base}:stream:{stream_id}"
 
         async def run(client: Any) -> int:
@@ -278,6 +285,7 @@ class RedisWebhookState:
         return await self.link.call(store)
 
     async def snapshot(self, stream_id: str) -> StreamSnapshot | None:
+        _check_id("stream id", stream_id)
         key = f"{self._base}:stream:{stream_id}"
 
         async def load(client: Any) -> str | None:
