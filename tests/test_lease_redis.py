@@ -189,7 +189,11 @@ def test_good_urls(url: str) -> None:
 def test_config_refuses_a_malformed_url_and_hides_the_password() -> None:
     with pytest.raises(ConfigError) as info:
         BotConfig.load(environ={"WECOM_BOT_ID": "b", "WECOM_BOT_SECRET": "s", "WECOM_REDIS_URL": "http://x:pw@h"})
-    assert info.value.setting == "WECOM_REDIS_URL"
+    assert info.value.setting == "WECOM_REDIS_URL" and "the scheme must be" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        BotConfig.load(environ={"WECOM_BOT_ID": "b", "WECOM_BOT_SECRET": "s", "WECOM_REDIS_URL": "redis://u:pw123456@h:port"})
+    assert "pw123456" not in str(info.value) and "redis://u:***@h:port" in str(info.value)
+    assert "not a valid URL" in str(info.value)
     with pytest.raises(ConfigError, match="WECOM_LEASE_TTL"):
         BotConfig.load(environ={"WECOM_BOT_ID": "b", "WECOM_BOT_SECRET": "s", "WECOM_LEASE_TTL": "0.1"})
     config = BotConfig.load(

@@ -406,6 +406,13 @@ def _register_url_password(url: object) -> None:
 
 def _invalid(name: str, value: object, source: str | None) -> ConfigError:
     where = f" (from {source})" if source else ""
+    if name == "redis_url" and isinstance(value, str):
+        from .redis_link import check_redis_url, display_url
+
+        reason = check_redis_url(value) or "not a Redis URL"
+        return ConfigError(
+            env_var(name), f"invalid value {_shown(name, display_url(value))}{where}: {reason}; expected {_RULES[name][1]}"
+        )
     return ConfigError(
         env_var(name), f"invalid value {_shown(name, value)}{where}: expected {_RULES[name][1]}"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -73,8 +74,8 @@ def display_url(url: str) -> str:
             host = f"[{host}]"
         netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return "(unparsable URL)"
+    except ValueError:  # e.g. a port that is not a number: mask user:password@ by hand
+        return re.sub(r"(//[^/@]*?:)[^/@]*@", r"\1***@", url)
 
 
 def redis_password(url: str) -> str | None:
