@@ -32,20 +32,14 @@ EXCLUDED = [
     "wecom_actors/sessions.py",
     "wecom_actors/render.py",
     "wecom_actors/router.py",
-    "wecom_actors/ratelimit.py",
     "wecom_actors/longconn/*",
     "wecom_actors/handlers/turn.py",
-    "wecom_actors/webhook/*",
     "docs/architecture.md",
-    "docs/benchmarks.md",
-    "benchmarks/*webhook*",
-    "benchmarks/_longconn*",
     "tests/test_correlator.py",
     "tests/test_reply_stream.py",
     "tests/test_stream_window.py",
     "tests/test_supervisor.py",
     "tests/test_router*.py",
-    "tests/test_webhook*.py",
 ]
 
 OUTSIDE = re.compile(

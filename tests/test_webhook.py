@@ -1,7 +1,7 @@
 """Webhook mode end to end: the echo bot on 127.0.0.1:0 driven by the bundled fake WeCom.
 
 Everything runs under the autojump clock: refresh polls every virtual second, the six-minute
-window and the sweeper cost no real time. DESIGN.md §6 (echo) and webhook-protocol.md §10.
+window and the sweeper cost no real time. The echo contract and the webhook fake's scenarios (docs/webhook.md).
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ async def test_duplicate_msgid_same_stream_one_handler_run(autojump_clock: trio.
             assert seen == ["m-dup"]
             assert views[0].stream_id == views[1].stream_id
             assert views[0].content == views[1].content == "a b c"
-            # A refresh that reuses the message's msgid is still a refresh (spec §4.10).
+            # A refresh that reuses the message's msgid is still a refresh (docs/protocol-notes.md, 'Polling').
             refresh = fake.message("u1", "stream", {"stream": {"id": views[0].stream_id}}, msgid="m-dup")
             again = await fake.deliver(refresh)
             assert again.finished and again.content == "a b c" and seen == ["m-dup"]
@@ -321,7 +321,7 @@ async def test_state_is_evicted_after_the_window(autojump_clock: trio.testing.Mo
             # a late redelivery of an evicted msgid is answered empty, and not handled again
             late = await fake.deliver(copy.deepcopy(views[0].payload))
             assert late.status == 200 and late.first_reply is None
-            # a refresh of an evicted stream: finish with empty content (spec §10.8)
+            # a refresh of an evicted stream: finish with empty content (docs/webhook.md)
             refresh = fake.message("u0", "stream", {"stream": {"id": views[0].stream_id}})
             gone = await fake.deliver(refresh)
             assert gone.finished and gone.content == ""

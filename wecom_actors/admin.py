@@ -21,12 +21,16 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
-
-from .metrics import READY_STATES, render_metrics
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from .fleet import BotSlot
+
+#: Bot states that count as ready (``/readyz``, the ``up`` metric): subscribed (long connection),
+#: serving (webhook), or a standby replica waiting for its bot's lease (healthy; it takes over
+#: when the holder goes).
+READY_STATES = frozenset({"subscribed", "serving", "standby"})
 
 __all__ = ["HttpRoutes", "readiness"]
 
@@ -61,9 +65,14 @@ def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
 class HttpRoutes:
     """The admin routes, plus webhook paths mounted by :meth:`mount`."""
 
-    def __init__(self, slots: Callable[[], list[BotSlot]], registry: CollectorRegistry, *, admin: bool = True) -> None:
+    def __init__(
+        self, slots: Callable[[], list[BotSlot]], registry: Callable[[], CollectorRegistry], *, admin: bool = True
+    ) -> None:
+        """``registry`` is called once, at the first ``/metrics`` request: a process nobody
+        scrapes never loads the metrics library (about 2 MB)."""
         self._slots = slots
-        self._registry = registry
+        self._registry_factory = registry
+        self._registry: CollectorRegistry | None = None
         self._admin = admin
         self._paths: dict[str, App] = {}
         self._stopped: set[str] = set()
@@ -102,6 +111,12 @@ class HttpRoutes:
                 ready, doc = readiness(self._slots())
                 await _respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)
             else:
+                from prometheus_client import CONTENT_TYPE_LATEST
+
+                from .metrics import render_metrics
+
+                if self._registry is None:
+                    self._registry = self._registry_factory()
                 body = render_metrics(self._registry)
                 await _respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
         elif path in self._stopped:

@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .admin import READY_STATES
 from .turnlog import DURATION_BUCKETS
 
 if TYPE_CHECKING:
@@ -28,9 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["READY_STATES", "FleetCollector", "fleet_registry", "render_metrics"]
 
-#: Bot states in which a bot is ready: subscribed (long connection), serving (webhook), or a
-#: standby replica waiting for its bot's lease (healthy; it takes over when the holder goes).
-READY_STATES = frozenset({"subscribed", "serving", "standby"})
+#: READY_STATES (from admin.py): subscribed (long connection), serving (webhook), or standby (a
+#: replica waiting for its bot's lease).
 
 # statistics() field -> (metric name without _total, help)
 _COUNTERS = (

@@ -3,7 +3,7 @@
 In webhook mode WeCom pulls: the bot answers a message callback with a ``stream`` reply that
 announces a stream id, and WeCom then POSTs a *stream refresh* for that id about once a second
 until an answer carries ``finish=true`` or six minutes have passed since the user's message
-(webhook-protocol.md §5.3). So the handler's output is not sent anywhere: it is kept here as the
+(docs/protocol-notes.md, 'Polling'). So the handler's output is not sent anywhere: it is kept here as the
 stream's latest *snapshot* (full content so far, finish flag, images, card), and every poll is
 answered from it.
 
@@ -271,7 +271,7 @@ class Exchange:
             self._wake_frames()
         card = None
         if self.card is not None and not self.card_sent:
-            card, self.card_sent = self.card, True  # once per message (spec §5.2)
+            card, self.card_sent = self.card, True  # once per message (docs/protocol-notes.md, 'Which answer is allowed where')
         body = stream_reply(
             self.stream_id,
             self.content,
@@ -380,7 +380,7 @@ class StreamTable:
     def refresh(self, stream_id: str) -> bytes:
         """The answer to a refresh poll: the stream's latest snapshot.
 
-        An unknown or evicted stream id gets ``finish=true`` with empty content (spec §10.8).
+        An unknown or evicted stream id gets ``finish=true`` with empty content (docs/webhook.md).
         A stream still running ``STREAM_CUTOFF_SECONDS`` after its message is finished now.
         """
         self.counts["refreshes"] += 1
