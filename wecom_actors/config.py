@@ -30,6 +30,11 @@ WECOM_LOG_LEVEL                 DEBUG, INFO, WARNING, ERROR or CRITICAL         
 WECOM_LOG_FORMAT                ``text`` or ``json`` (one JSON object a line)       text
 WECOM_ADMIN_PORT                /metrics, /healthz, /readyz on WECOM_HOST:port;     0 (off)
                                 0 turns the admin listener off
+WECOM_REDIS_URL                 replicas: ``redis://[user:pass@]host[:port][/db]``  empty (one process)
+                                (``rediss://``, ``unix://``); a long-connection bot
+                                then subscribes only while it holds its lease; webhook
+                                replicas share the msgid dedupe and stream snapshots
+WECOM_LEASE_TTL                 seconds a replica's lease lasts without renewal     10
 ==============================  ==================================================  ===========================
 
 Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
@@ -153,12 +158,15 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     webhook_max_connections: int = 512
     transport: str = "wsproto"  # or "trio-websocket": the long-connection WebSocket engine
     bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
+    redis_url: str = ""  # replicas: the lease / the shared webhook state live in this Redis; "" = off
+    lease_ttl: float = 10.0
 
     def __post_init__(self) -> None:
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
                 register_secret(value)
+        _register_url_password(self.redis_url)
         values = {name: getattr(self, name) for name in self.__struct_fields__}
         for name, value in values.items():
             checked = _check_typed(name, value, None)
@@ -219,6 +227,10 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def _redacted_items(self) -> Iterator[tuple[str, Any]]:
         for name in self.__struct_fields__:
             value = getattr(self, name)
+            if name == "redis_url" and value:
+                from .redis_link import display_url
+
+                value = display_url(value)
             yield name, (_REDACTED if name in SECRET_FIELDS and value else value)
 
     def __repr__(self) -> str:
@@ -270,6 +282,12 @@ def ws_host_is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _redis_url(v: str) -> bool:
+    from .redis_link import check_redis_url
+
+    return v == "" or check_redis_url(v) is None
 
 
 def _aes_key(v: str) -> bool:
@@ -331,6 +349,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "webhook_max_connections": (_positive, "an integer >= 1"),
     "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
     "bot_name": (lambda v: "@" not in v and not any(c.isspace() for c in v), "a name without '@' or spaces"),
+    "redis_url": (_redis_url, "redis://[user:password@]host[:port][/db], rediss://... or unix:///path"),
+    "lease_ttl": (lambda v: 0.5 <= v <= 3600, "a number of seconds from 0.5 to 3600"),
 }
 assert set(_RULES) == set(_FIELDS)
 
@@ -369,10 +389,30 @@ def _register_secrets(
         if isinstance(value, str):
             register_secret(value.strip())
             register_secret(value)
+    _register_url_password(environ.get(env_var("redis_url")))
+    if flags:
+        _register_url_password(flags.get("redis_url"))
+
+
+def _register_url_password(url: object) -> None:
+    """The password inside a Redis URL is a secret: masked in logs and errors."""
+    if isinstance(url, str) and url:
+        from .redis_link import redis_password
+
+        password = redis_password(url.strip())
+        if password:
+            register_secret(password)
 
 
 def _invalid(name: str, value: object, source: str | None) -> ConfigError:
     where = f" (from {source})" if source else ""
+    if name == "redis_url" and isinstance(value, str):
+        from .redis_link import check_redis_url, display_url
+
+        reason = check_redis_url(value) or "not a Redis URL"
+        return ConfigError(
+            env_var(name), f"invalid value {_shown(name, display_url(value))}{where}: {reason}; expected {_RULES[name][1]}"
+        )
     return ConfigError(
         env_var(name), f"invalid value {_shown(name, value)}{where}: expected {_RULES[name][1]}"
     )
