@@ -1,7 +1,7 @@
 """Coordinator-side helpers of the process benchmarks (bench_longconn, bench_scale, bench_webhook).
 
 Standard library only: child processes that are always stopped, the bots under test, the
-load-generator client, the reference SDK's virtual environment, the progress display and py-spy
+load-generator client, the reference bots' virtual environments, the progress display and py-spy
 attached to a process. What is read from the processes (CPU time, RSS, percentiles, profile
 summaries) is in ``_procstats``.
 """
@@ -27,6 +27,9 @@ ROOT = HERE.parent
 LOG_DIR = HERE / "results" / "logs"
 REF_VENV = HERE / ".venv-ref"
 REF_SDK = "wecom-aibot-python-sdk==1.0.2"
+# the minimal webhook echo bot (reference_webhook_bot.py) and its own venv
+REF_WEBHOOK_VENV = HERE / ".venv-ref-webhook"
+REF_WEBHOOK_PACKAGES = ("aiohttp==3.14.5", "pycryptodome==4.4.0")
 
 # --- child processes ------------------------------------------------------------------------------
 
@@ -155,34 +158,43 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt) or type(exc).__name__ == "Cancelled"
 
 
-# --- the reference SDK's virtual environment ------------------------------------------------------
+# --- the reference bots' virtual environments ----------------------------------------------------
 
 
-def ref_python() -> Path:
-    return REF_VENV / "bin" / "python"
+def ref_python(venv_dir: Path = REF_VENV) -> Path:
+    return venv_dir / "bin" / "python"
 
 
-def ensure_ref_venv(log: Callable[[str], None]) -> str:
-    """Create benchmarks/.venv-ref with the official SDK on first use; return its version."""
-    py = ref_python()
-    check = [
-        str(py),
-        "-c",
-        "import importlib.metadata as m; print(m.version('wecom-aibot-python-sdk'))",
-    ]
+def ensure_venv(
+    venv_dir: Path, packages: Sequence[str], version_of: str, log: Callable[[str], None]
+) -> str:
+    """Create ``venv_dir`` with ``packages`` (pip, from the package index) on first use; return
+    the installed version of ``version_of``. Delete the directory to rebuild it."""
+    py = ref_python(venv_dir)
+    check = [str(py), "-c", f"import importlib.metadata as m; print(m.version({version_of!r}))"]
     if py.exists():
         done = subprocess.run(check, capture_output=True, text=True)
         if done.returncode == 0:
             return done.stdout.strip()
-    log(f"creating {REF_VENV.relative_to(ROOT)} with {REF_SDK} (first run only) ...")
-    venv.EnvBuilder(with_pip=True, clear=True).create(REF_VENV)
+    log(f"creating {venv_dir.relative_to(ROOT)} with {' '.join(packages)} (first run only) ...")
+    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     # self-ignoring, like Python 3.13's venv does: never committed
-    (REF_VENV / ".gitignore").write_text("*\n")
+    (venv_dir / ".gitignore").write_text("*\n")
     subprocess.run(
-        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", REF_SDK],
+        [str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *packages],
         check=True,
     )
     return subprocess.run(check, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def ensure_ref_venv(log: Callable[[str], None]) -> str:
+    """benchmarks/.venv-ref with the official SDK; returns the SDK's version."""
+    return ensure_venv(REF_VENV, [REF_SDK], "wecom-aibot-python-sdk", log)
+
+
+def ensure_ref_webhook_venv(log: Callable[[str], None]) -> str:
+    """benchmarks/.venv-ref-webhook with aiohttp + pycryptodome; returns aiohttp's version."""
+    return ensure_venv(REF_WEBHOOK_VENV, REF_WEBHOOK_PACKAGES, "aiohttp", log)
 
 
 # --- the load generator ---------------------------------------------------------------------------

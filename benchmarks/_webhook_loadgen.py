@@ -11,7 +11,8 @@ lines on stdout: ``{"event": "ready"}`` once the bot answered verification, ``{"
 "warm"}`` after the warm-up (then it waits for a line on stdin), progress lines ``{"progress": done, "total": n}``, and one
 ``{"result": {...}}`` with, per message: time to first reply (the POST's answer), time to finish
 (the answer carrying ``finish: true``), the number of refreshes, and whether the final content
-was the text.
+was the text; and over every request (messages and refreshes alike): how many, the slowest and
+how many took over 1 s (from just before the POST is signed to its answer opened).
 """
 
 from __future__ import annotations
@@ -26,10 +27,27 @@ from typing import Any
 import _procs
 import trio
 
-from wecom_actors.testing._webhook import FakeWebhookWeCom, open_fake_webhook
+from wecom_actors.testing._webhook import FakeWebhookWeCom
+
+SLOW_REQUEST_S = 1.0
 
 TEXT = "你好，机器人！请把这句话原样回给我：{tag} 用户 {user} 第 {i} 条消息。"
 PROGRESS_EVERY = 0.25
+
+
+class TimedFake(FakeWebhookWeCom):
+    """The fake, timing every callback POST (the message's and each refresh's)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.request_times: list[float] = []
+
+    async def _post(self, view: Any, payload: dict[str, Any], *, record: bool = True) -> dict[str, Any] | None:
+        t0 = trio.current_time()
+        try:
+            return await super()._post(view, payload, record=record)
+        finally:
+            self.request_times.append(trio.current_time() - t0)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -49,11 +67,12 @@ async def _wait_ready(fake: FakeWebhookWeCom, limit: float) -> None:
 
 
 async def _run_users(
-    fake: FakeWebhookWeCom, users: int, messages: int, tag: str, limit: float, progress: bool
+    fake: TimedFake, users: int, messages: int, tag: str, limit: float, progress: bool
 ) -> dict[str, Any]:
     records: list[dict[str, Any]] = []
     total = users * messages
     next_progress = 0.0
+    fake.request_times.clear()
     cpu0 = time.process_time()
     t_first = trio.current_time()
 
@@ -85,7 +104,13 @@ async def _run_users(
             for u in range(users):
                 nursery.start_soon(user_loop, u)
     duration = trio.current_time() - t_first
+    times = fake.request_times
     return {
+        "requests": {
+            "count": len(times),
+            "max": max(times, default=0.0),
+            "over_1s": sum(1 for t in times if t > SLOW_REQUEST_S),
+        },
         "records": records,
         "unsent": total - len(records),
         "duration": duration,
@@ -94,7 +119,7 @@ async def _run_users(
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with open_fake_webhook(
+    fake = TimedFake(
         args.url,
         token=args.token,
         encoding_aes_key=args.key,
@@ -102,7 +127,9 @@ async def main(args: argparse.Namespace) -> None:
         reply_timeout=args.reply_timeout,
         strict=False,
         seed=1,
-    ) as fake:
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.run)
         await _wait_ready(fake, 30.0)
         _emit({"event": "ready"})
         await _run_users(fake, min(10, args.users), 2, "w", 60.0, progress=False)
@@ -114,6 +141,7 @@ async def main(args: argparse.Namespace) -> None:
                 pass
         result = await _run_users(fake, args.users, args.messages, "m", args.timeout, progress=True)
         _emit({"result": result})
+        nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":

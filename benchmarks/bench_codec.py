@@ -7,7 +7,7 @@ Rows:
     two-stage decoders) against the stdlib ``json`` module doing the same dict-based work;
   * encode a stream reply frame (request envelope + StreamReply), msgspec against stdlib;
   * decrypt + verify a webhook callback (signature check, base64, AES-256-CBC, unpad, framing)
-    of a ~300-byte JSON message, like vector B of webhook-protocol.md §9.2;
+    of a ~300-byte JSON message, like AI-bot crypto vector B (tests/crypto_vectors.py);
   * encrypt + sign a passive reply (``WeComCrypto.encrypt_reply``).
 
 The ratio column is ops/s of msgspec divided by ops/s of the stdlib for the same operation. Every
@@ -66,7 +66,7 @@ STREAM_CONTENT = (
 )
 
 TOKEN = "QDG6eK"
-ENCODING_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # webhook-protocol.md §9.2
+ENCODING_AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # the key of the AI-bot crypto vectors
 TIMESTAMP = "1700000000"
 NONCE = "1234567890"
 WEBHOOK_PLAINTEXT = json.dumps(

@@ -1,178 +1,209 @@
-"""Webhook load: U concurrent users POSTing signed + encrypted callbacks through real HTTP.
+"""Webhook mode, side by side with a minimal aiohttp webhook echo bot, in one run.
 
     python benchmarks/bench_webhook.py [--users U] [--messages M] [--poll-interval S]
+                                       [--rounds R] [--only ours|ref] [--profile]
+                                       [--check-users N] [--check-messages K]
 
-Two processes: the bot (``wecom-actors run --mode webhook --handler echo --log-level WARNING``,
-hypercorn on 127.0.0.1, a free port) and the load generator (``_webhook_loadgen.py``: the
-bundled fake WeCom's webhook driver). Each of the U users (default 100) sends M text messages
-(default 5) one after another; each message is a POST, answered with the first part of the
-stream, then refresh POSTs every ``--poll-interval`` s (default 1, like WeCom) until the answer
-says ``finish``. Measured: callbacks (POSTs: messages + refreshes) per second, time to first
-reply and to finish (p50/p95/p99/max), the echo contract, bot CPU per callback
-(``/proc/<pid>/task/*/schedstat``), its RSS. Target: no request above 1 s to first reply at 100
-concurrent users.
+Per pass, two processes: the bot under test on a free port of 127.0.0.1 and the load generator
+(``_webhook_loadgen.py``: the bundled fake WeCom's webhook driver, real HTTP on loopback). The
+bots: ours (``wecom-actors run --mode webhook --handler echo --log-level WARNING``, hypercorn's
+trio worker) and the reference (``reference_webhook_bot.py`` on aiohttp, in
+``benchmarks/.venv-ref-webhook``, created on first run). Both echo the same way: the POST is
+answered with the first half of the text, a refresh with the whole text and ``finish``.
+
+Rounds, interleaved (ours, reference, ours, ...), each a fresh bot: U users (50) x M messages
+(10), closed loop per user, refresh polls every S s (0.2) until ``finish``. Measured per round:
+callbacks per message (POSTs: the message and its refreshes), the bot's CPU time per callback
+and per message (``/proc/<pid>/task/*/schedstat``), time to first reply and to finish, peak
+RSS (VmHWM), the echo contract (lost / wrong). The table shows medians over the rounds and
+ours / reference. Then the check: N users (100) x K messages (5) at WeCom's poll rate (1 s),
+one pass per bot: no request (message or refresh) may take above 1 s. ``--profile`` adds an
+unmeasured pass of each bot under py-spy.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import _common
 import _procs
 import _procstats
-from _procs import Child, ProgressLine
+from _procs import ProgressLine
+from _webhook_rounds import Side, run_pass, sides_for
 
 DEFAULT_JSON = _common.RESULTS_DIR / "webhook.json"
-TOKEN = "QDG6eK"
-KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"  # webhook-protocol.md §9.2
-PATH = "/wecom/callback"
-TARGET_FIRST_REPLY_S = 1.0
+SLOW_REQUEST_MS = 1000.0
+#: (figure, key in a round's figures, ours/ref target or None)
+RATIO_ROWS: tuple[tuple[str, tuple[str, ...], float | None], ...] = (
+    ("callbacks per message", ("callbacks_per_msg",), 1.0),
+    ("bot CPU per callback (µs)", ("cpu_us_per_callback",), 1.5),
+    ("bot CPU per message (µs)", ("cpu_us_per_msg",), None),
+    ("time to first reply p50 (ms)", ("first_reply", "p50_ms"), None),
+    ("time to first reply p99 (ms)", ("first_reply", "p99_ms"), None),
+    ("time to finish p50 (ms)", ("finish", "p50_ms"), None),
+    ("time to finish p99 (ms)", ("finish", "p99_ms"), 1.2),
+    ("time to finish max (ms)", ("finish", "max_ms"), None),
+    ("callbacks per second", ("callbacks_per_s",), None),
+    ("slowest request (ms)", ("request_max_ms",), None),
+    ("peak RSS (MB)", ("peak_rss_mb",), 1.2),
+)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _get(r: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = r
+    for key in path:
+        value = value[key]
+    return float(value)
 
 
-def run_load(args: argparse.Namespace, progress: ProgressLine) -> dict[str, Any]:
-    port = free_port()
-    with _procs.children() as procs:
-        env = _procs.clean_env(
-            WECOM_MODE="webhook",
-            WECOM_TOKEN=TOKEN,
-            WECOM_ENCODING_AES_KEY=KEY,
-            WECOM_HOST="127.0.0.1",
-            WECOM_PORT=str(port),
-            WECOM_CALLBACK_PATH=PATH,
-            WECOM_HANDLER_CONCURRENCY=str(max(64, args.users)),
-        )
-        argv = [sys.executable, "-m", "wecom_actors.cli", "run", "--mode", "webhook",
-                "--handler", "echo", "--log-level", "WARNING"]  # fmt: skip
-        bot = Child("webhook-bot", argv, env=env)
-        procs.append(bot)
-        lg = Child(
-            "webhook-loadgen",
-            [sys.executable, str(_procs.HERE / "_webhook_loadgen.py"),
-             "--url", f"http://127.0.0.1:{port}{PATH}", "--token", TOKEN, "--key", KEY,
-             "--users", str(args.users), "--messages", str(args.messages),
-             "--poll-interval", str(args.poll_interval), "--timeout", str(args.timeout)],
-            env=_procs.clean_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        procs.append(lg)
-        assert lg.proc.stdout is not None and lg.proc.stdin is not None
-        result: dict[str, Any] | None = None
-        cpu0 = rss0 = 0.0
-        bar = progress.bar(f"webhook: {args.users} users x {args.messages} messages")
-        progress.show("webhook: waiting for the bot")
-        for raw in lg.proc.stdout:
-            msg = json.loads(raw)
-            if msg.get("event") == "ready":
-                progress.show("webhook: bot verified, warming up")
-            elif msg.get("event") == "warm":
-                rss0 = _procstats.memory_mb(bot.pid)["rss_mb"]
-                cpu0 = _procstats.cpu_seconds(bot.pid)
-                lg.proc.stdin.write(b"go\n")
-                lg.proc.stdin.flush()
-            elif "progress" in msg:
-                bar(msg["progress"], msg["total"])
-            elif "result" in msg:
-                result = msg["result"]
-                break
-        if result is None:
-            raise RuntimeError(
-                f"the webhook load generator stopped:\n{lg.log_tail()}\nbot:\n{bot.log_tail()}"
-            )
-        cpu = _procstats.cpu_seconds(bot.pid) - cpu0
-        mem = _procstats.memory_mb(bot.pid)
-        if not bot.alive():
-            raise RuntimeError(f"the bot died:\n{bot.log_tail()}")
-        lg.wait_exit(10.0)
-    progress.done()
-    recs = result["records"]
-    messages = len(recs)
-    callbacks = messages + sum(r["refreshes"] for r in recs)
-    first = [r["first_reply"] for r in recs if r["status"] == 200]
-    finish = [r["finish"] for r in recs if r["finish"] is not None]
-    over = sum(1 for x in first if x > TARGET_FIRST_REPLY_S)
-    return {
-        "users": args.users,
-        "messages_per_user": args.messages,
-        "poll_interval_s": args.poll_interval,
-        "messages": messages,
-        "callbacks": callbacks,
-        "duration_s": result["duration"],
-        "callbacks_per_s": callbacks / result["duration"],
-        "messages_per_s": messages / result["duration"],
-        "first_reply": _procstats.latency_summary(first),
-        "finish": _procstats.latency_summary(finish),
-        "first_reply_over_1s": over,
-        "lost": result["unsent"] + sum(1 for r in recs if not r["finished"]),
-        "wrong": sum(1 for r in recs if r["finished"] and not r["right"]),
-        "http_errors": sum(1 for r in recs if r["status"] != 200),
-        "protocol_errors": sum(1 for r in recs if r["errors"]),
-        "error_examples": [e for r in recs for e in r["errors"]][:5],
-        "cpu_s": cpu,
-        "cpu_us_per_callback": cpu / callbacks * 1e6 if callbacks else float("nan"),
-        "cpu_us_per_message": cpu / messages * 1e6 if messages else float("nan"),
-        "loadgen_cpu_us_per_callback": result["loadgen_cpu"] / callbacks * 1e6 if callbacks else 0,
-        "idle_rss_mb": rss0,
-        "rss_mb": mem["rss_mb"],
-        "peak_rss_mb": mem["peak_rss_mb"],
-        "met": over == 0 and len(first) == messages,
-        "log": str(bot.log_path.relative_to(_procs.ROOT)),
-    }
+def summarize(rounds: list[dict[str, Any]], sides: list[Side]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for side in sides:
+        mine = [r for r in rounds if r["bot"] == side.key]
+        out[side.key] = {
+            "label": side.label,
+            "medians": {
+                figure: _procstats.median([_get(r, path) for r in mine])
+                for figure, path, _ in RATIO_ROWS
+            },
+            "per_round": {
+                figure: [round(_get(r, path), 2) for r in mine] for figure, path, _ in RATIO_ROWS
+            },
+            "lost": sum(r["lost"] for r in mine),
+            "wrong": sum(r["wrong"] for r in mine),
+            "http_errors": sum(r["http_errors"] for r in mine),
+            "protocol_errors": sum(r["protocol_errors"] for r in mine),
+        }
+    return out
 
 
-def render(r: dict[str, Any]) -> str:
-    f, d = r["first_reply"], r["finish"]
-    rows = [
-        ["users x messages (closed loop per user)", f"{r['users']} x {r['messages_per_user']}", "", ""],
-        ["callbacks (messages + refreshes)", f"{r['callbacks']} in {r['duration_s']:.1f} s", "", ""],
-        ["callbacks per second", f"{r['callbacks_per_s']:.0f}", "", ""],
-        ["time to first reply p50 / p95 / p99 (ms)",
-         f"{f['p50_ms']:.0f} / {f['p95_ms']:.0f} / {f['p99_ms']:.0f}", "", ""],
-        ["time to first reply max (ms)", f"{f['max_ms']:.0f}", "<= 1000",
-         "yes" if r["met"] else "NO"],
-        ["first replies above 1 s", f"{r['first_reply_over_1s']} of {r['messages']}", "0",
-         "yes" if r["first_reply_over_1s"] == 0 else "NO"],
-        ["time to finish p50 / p99 (ms)", f"{d['p50_ms']:.0f} / {d['p99_ms']:.0f}", "", ""],
-        ["bot CPU per callback (µs)", f"{r['cpu_us_per_callback']:.0f}", "", ""],
-        ["bot CPU per message, refreshes included (µs)", f"{r['cpu_us_per_message']:.0f}", "", ""],
-        ["bot RSS idle / after / peak (MB)",
-         f"{r['idle_rss_mb']:.1f} / {r['rss_mb']:.1f} / {r['peak_rss_mb']:.1f}", "", ""],
-        ["lost / wrong / HTTP errors / protocol errors",
-         f"{r['lost']} / {r['wrong']} / {r['http_errors']} / {r['protocol_errors']}", "0",
-         "yes" if not (r["lost"] or r["wrong"] or r["http_errors"] or r["protocol_errors"]) else "NO"],
-    ]  # fmt: skip
-    return _common.format_table(["figure", "value", "target", "met"], rows, "<>>>")
+def render(summary: dict[str, Any], checks: dict[str, Any], sides: list[Side]) -> str:
+    """Medians per bot; with the reference, each of ours / reference, the target and whether
+    each of ours meets it (``yes / NO`` in the order of the columns)."""
+    ours = [s for s in sides if not s.reference]
+    ref = next((s for s in sides if s.reference), None)
+    compare = ref is not None and bool(ours)
+    headers = ["figure (median of the rounds)", *(s.label for s in sides)]
+    if compare:
+        headers += [f"{s.label}/ref" for s in ours] + ["target", "met"]
+
+    def verdicts(oks: list[bool]) -> str:
+        return " / ".join("yes" if ok else "NO" for ok in oks)
+
+    rows = []
+    for figure, _, target in RATIO_ROWS:
+        vals = {s.key: summary[s.key]["medians"][figure] for s in sides}
+        row = [figure, *(f"{v:.2f}" if v < 10 else f"{v:.0f}" for v in vals.values())]
+        if compare:
+            assert ref is not None
+            ratios = [vals[s.key] / vals[ref.key] if vals[ref.key] else float("nan") for s in ours]
+            # three decimals where there is a target, so 1.204 does not read as a passing 1.20
+            row += [f"{r:.3f}" if target is not None else f"{r:.2f}" for r in ratios]
+            row += ["", ""] if target is None else [f"<= {target:g}", verdicts([r <= target for r in ratios])]
+        rows.append(row)
+    errors = {s.key: summary[s.key] for s in sides}
+    row = ["lost / wrong / HTTP / protocol errors (all rounds)"]
+    row += [f"{e['lost']} / {e['wrong']} / {e['http_errors']} / {e['protocol_errors']}" for e in errors.values()]
+    if compare:
+        clean = [not any(errors[s.key][k] for k in ("lost", "wrong", "http_errors", "protocol_errors")) for s in ours]
+        row += [""] * len(ours) + ["0", verdicts(clean)]
+    rows.append(row)
+    if checks:
+        first = next(iter(checks.values()))
+        what = f"{first['users']} users x {first['messages_per_user']}, polls {first['poll_interval_s']:g} s"
+        for key, label, target in (("request_max_ms", "slowest request (ms)", "<= 1000"),
+                                   ("requests_over_1s", "requests above 1 s", "0")):  # fmt: skip
+            row = [f"{what}: {label}", *(f"{checks[s.key][key]:.0f}" if s.key in checks else "-" for s in sides)]
+            if compare:
+                oks = [s.key in checks and checks[s.key]["request_max_ms"] <= SLOW_REQUEST_MS for s in ours]
+                row += [""] * len(ours) + [target, verdicts(oks)]
+            rows.append(row)
+    return _common.format_table(headers, rows, "<" + ">" * (len(headers) - 1))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=100, help="concurrent users (default 100)")
-    parser.add_argument("--messages", type=int, default=5, help="messages per user (default 5)")
-    parser.add_argument(
-        "--poll-interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
-    )
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds for the load")
+    parser.add_argument("--users", type=int, default=50, help="concurrent users (default 50)")
+    parser.add_argument("--messages", type=int, default=10, help="messages per user (default 10)")
+    parser.add_argument("--poll-interval", type=float, default=0.2,
+                        help="seconds between refresh polls (default 0.2)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per bot (default 3)")
+    parser.add_argument("--only", choices=("ours", "ref"), help="run one bot only")
+    parser.add_argument("--check-users", type=int, default=100,
+                        help="users of the slow-request check; 0 skips it (default 100)")  # fmt: skip
+    parser.add_argument("--check-messages", type=int, default=5,
+                        help="messages per user in the check (default 5)")  # fmt: skip
+    parser.add_argument("--check-poll-interval", type=float, default=1.0,
+                        help="seconds between refresh polls in the check (default 1, WeCom's)")  # fmt: skip
+    parser.add_argument("--h11", action="store_true",
+                        help="also run ours with hypercorn swapped for a bare h11 loop "
+                        "(_webhook_h11_bot.py, an experiment)")  # fmt: skip
+    parser.add_argument("--profile", action="store_true",
+                        help="one more (unmeasured) pass of each bot under py-spy")  # fmt: skip
+    parser.add_argument("--profile-messages", type=int, default=40,
+                        help="messages per user in the profiling pass (default 40)")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per pass")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default {DEFAULT_JSON}")
     args = parser.parse_args(argv)
+    sides = sides_for(args.only, args.h11)
     progress = ProgressLine()
     run = _common.ProcessRun("webhook", args)
-    result = run_load(args, progress)
-    run.report(render(result))
+    ref_version = None
+    if any(s.reference for s in sides):
+        ref_version = _procs.ensure_ref_webhook_venv(progress.log)
+    rounds: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    common = {"poll_interval": args.poll_interval, "timeout": args.timeout}
+    with _procs.children() as procs:
+        for rnd in range(1, args.rounds + 1):
+            for side in sides:
+                label = f"round {rnd}/{args.rounds} {side.label}"
+                r = run_pass(side, procs, progress, name=f"webhook-{side.key}-r{rnd}", label=label,
+                             users=args.users, messages=args.messages, **common)  # fmt: skip
+                progress.log(
+                    f"{label}: {r['callbacks_per_msg']:.2f} callbacks/msg, "
+                    f"{r['cpu_us_per_callback']:.0f} µs/callback, finish p50 "
+                    f"{r['finish']['p50_ms']:.0f} p99 {r['finish']['p99_ms']:.0f} ms, peak RSS "
+                    f"{r['peak_rss_mb']:.1f} MB, lost {r['lost']}, wrong {r['wrong']}"
+                )
+                rounds.append({"round": rnd, "bot": side.key, **r})
+        if args.check_users > 0:
+            for side in sides:
+                label = f"check {args.check_users} users {side.label}"
+                checks[side.key] = c = run_pass(
+                    side, procs, progress, name=f"webhook-{side.key}-check", label=label,
+                    users=args.check_users, messages=args.check_messages,
+                    poll_interval=args.check_poll_interval, timeout=args.timeout,
+                )  # fmt: skip
+                progress.log(f"{label}: slowest request {c['request_max_ms']:.0f} ms, "
+                             f"{c['requests_over_1s']} above 1 s of {c['requests']}")  # fmt: skip
+        if args.profile:
+            for side in sides:
+                path = _common.RESULTS_DIR / f"profile-webhook-{side.key}.txt"
+                run_pass(side, procs, progress, name=f"webhook-{side.key}-profile",
+                         label=f"profiling {side.label}", users=args.users,
+                         messages=args.profile_messages, profile_path=path, **common)  # fmt: skip
+                summary = _procstats.profile_summary(path, top=40, strip=str(_procs.ROOT) + "/")
+                profiles[side.key] = {"path": str(path.relative_to(_procs.ROOT)), **summary}
+    summary = summarize(rounds, sides)
+    run.report(
+        render(summary, checks, sides),
+        before=f"{args.users} users x {args.messages} messages, polls every {args.poll_interval:g} s, "
+        f"{args.rounds} rounds per bot; ",
+        after=". Ratios below 1 favour ours.",
+    )
+    for key, prof in profiles.items():
+        print(f"\nprofile of {summary.get(key, {}).get('label', key)} (py-spy, CPU samples): {prof['path']}")
+        print(_procstats.format_profile(prof, top=30))
     run.write(
-        packages=_common.package_versions("wecom-actors", "hypercorn", "httpx", "pycryptodome"),
-        results={"result": result},
+        packages={
+            **_common.package_versions("wecom-actors", "hypercorn", "h11", "trio", "msgspec", "pycryptodome"),
+            "aiohttp (reference venv)": ref_version,
+        },
+        results={"summary": summary, "rounds": rounds, "checks": checks, "profiles": profiles},
     )
     return 0
 

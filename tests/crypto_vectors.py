@@ -1,4 +1,7 @@
-"""Crypto test vectors (webhook-protocol.md §9.1-§9.3) and hand-made malformed inputs.
+"""Crypto test vectors and hand-made malformed inputs.
+
+The vectors (Tencent's XML-era samples, AI-bot JSON vectors, a media vector) are described in
+docs/protocol-notes.md, 'Crypto test vectors'.
 
 Shared by the test_crypto_* modules.
 """
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 import base64
 
-# --- constants (spec §9) -------------------------------------------------------------------------
+# --- constants -----------------------------------------------------------------------------------
 
 TOKEN = "QDG6eK"
 EAK = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -43,7 +46,7 @@ V2_POST = (
     "<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>ChenJiaShun</FromUserName><CreateTime>1476422779</CreateTime><MsgType>text</MsgType><Content>你好</Content><MsgId>1456453720</MsgId><AgentID>1000002</AgentID></xml>".encode(),
 )
 
-# §9.2: (name, plaintext, encrypt, msg_signature) with TOKEN/EAK, receiveid "", R16, TS, NONCE.
+# AI-bot vectors: (name, plaintext, encrypt, msg_signature) with TOKEN/EAK, receiveid "", R16, TS, NONCE.
 AIBOT_VECTORS = [
     (
         "A",

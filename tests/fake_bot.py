@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -26,3 +31,33 @@ def bot_config(fake: FakeWeCom, **changes: Any) -> BotConfig:
 async def serve(config: BotConfig, handler: Any, *, task_status: trio.TaskStatus[BotHandle]) -> None:
     """``serve_bot`` with a seeded RNG, for ``nursery.start(serve, config, handler)``."""
     await serve_bot(config, handler, task_status=task_status, rng=random.Random(7))
+
+
+def cli_env(**wecom: str) -> dict[str, str]:
+    """This process's environment without any WECOM_* setting, plus ``wecom``, unbuffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WECOM_")}
+    env.update(wecom, PYTHONUNBUFFERED="1")
+    return env
+
+
+@asynccontextmanager
+async def cli_run(env: dict[str, str], *args: str) -> AsyncIterator[trio.Process]:
+    """``python -m wecom_actors.cli run ARGS`` as a child process with its stderr piped; killed on
+    the way out if it is still running."""
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "wecom_actors.cli", "run", *args], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def signal_and_wait(proc: trio.Process, signum: int) -> tuple[int, float]:
+    """Send ``signum``; return the exit code and the seconds the process took to exit."""
+    sent = trio.current_time()
+    proc.send_signal(signum)
+    code = await proc.wait()
+    return code, trio.current_time() - sent

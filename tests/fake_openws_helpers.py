@@ -1,7 +1,8 @@
 """Shared helpers for the tests of the bundled fake long-connection server (test_fake_openws_*).
 
 Every test talks to the fake through the raw WebSocket client written here (trio_websocket +
-json), never through bot code, and follows ws-protocol.md §8 ("Minimal conformance scenarios").
+json), never through bot code, and follows the usual minimal conformance scenarios of a
+long-connection server (subscribe, heartbeat, streams, events, pushes, uploads, faults).
 Tests that depend on time run under the autojump clock: virtual time, exact and instant.
 """
 
@@ -50,7 +51,7 @@ class RawClient:
     async def request(self, cmd: str, body: Any = None, *, req_id: str | None = None) -> dict:
         req_id = await self.send(cmd, body, req_id=req_id)
         ack = await self.recv()
-        assert "cmd" not in ack, ack  # §2.1: acks carry no cmd
+        assert "cmd" not in ack, ack  # acks carry no cmd
         assert ack["headers"] == {"req_id": req_id}
         return ack
 
@@ -94,7 +95,7 @@ def md(content: str, chatid: str | None = None) -> dict[str, Any]:
 
 
 def decrypt(ciphertext: bytes, aeskey: str) -> bytes:
-    """§6, independently of wecom_actors.crypto: AES-256-CBC, IV = key[:16], PKCS#7 to 32."""
+    """Media decryption, independently of wecom_actors.crypto: AES-256-CBC, IV = key[:16], PKCS#7 to 32."""
     key = base64.b64decode(aeskey + "=" * (-len(aeskey) % 4))
     assert len(key) == 32 and len(ciphertext) % 32 == 0
     plain = AES.new(key, AES.MODE_CBC, key[:16]).decrypt(ciphertext)

@@ -1,7 +1,8 @@
-"""The JSON examples of both specs, as test data for the protocol tests (``test_protocol_*``).
+"""The JSON examples of both protocols' documentation, as test data for the protocol tests (``test_protocol_*``).
 
-The test data are the JSON examples of ``shared/spec/ws-protocol.md`` (``WS §``) and
-``shared/spec/webhook-protocol.md`` (``WH §``), copied from the spec text. Where the spec shows only
+The test data are the JSON examples of WeCom's long-connection docs and webhook docs (the
+official pages, plus the frames of the usual conformance scenarios), copied as the docs show them.
+Each is labelled in a comment by what it is. Where the docs show only
 a fragment (``"event": {...}``) it is wrapped in the smallest complete body, and ``…``/``...``
 placeholders are replaced by concrete values; everything else is verbatim.
 
@@ -21,7 +22,7 @@ from .protocol_examples_ws import WS_CALLBACKS, C
 
 __all__ = ["CALLBACKS", "parsed"]
 
-#: Every callback body example of both specs (stage two), the long connection's first.
+#: Every callback body example of both protocols' docs (stage two), the long connection's first.
 CALLBACKS: dict[str, C] = {**WS_CALLBACKS, **WH_CALLBACKS}
 
 

@@ -1,7 +1,7 @@
-"""The reply and request bodies of both specs as test data: each built from the records of
-:mod:`wecom_actors.protocol.replies`, with the JSON the spec shows for it.
+"""The reply and request bodies of both protocols' docs as test data: each built from the records of
+:mod:`wecom_actors.protocol.replies`, with the JSON the docs show for it.
 
-See :mod:`tests.protocol_examples` for how they were copied from the spec.
+See :mod:`tests.protocol_examples` for how they were copied.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ CONFIRMED_CARD = TemplateCard(
 )
 IMAGE_ITEM = MsgItem(image=MsgItemImage(base64="BASE64", md5="MD5"))
 
-# The five card types with every field DOC-101032 lists (WS §3.11, WH §6).
+# The five card types with every field the official 模板卡片类型 page lists.
 CARD_EXAMPLES: dict[str, str] = {
     "text_notice": """{
   "card_type": "text_notice",
@@ -141,7 +141,7 @@ def _msg_item_case(case: Any) -> Any:
 
 
 REPLY_CASES: list[Any] = [
-    # WS §8 s6 stream frames
+    # the stream scenario's frames
     (
         "stream-s6",
         StreamReply(stream=StreamBody(id="ST1", finish=False, content="He")),
@@ -152,7 +152,7 @@ REPLY_CASES: list[Any] = [
         StreamReply(stream=StreamBody(id="ST1", finish=True, content="Hello world")),
         '{"msgtype":"stream","stream":{"id":"ST1","finish":true,"content":"Hello world"}}',
     ),
-    # WS §3.6.1 without msg_item, with feedback (first frame)
+    # the long-connection stream reply example without msg_item, with feedback (first frame)
     (
         "stream-feedback",
         StreamReply(
@@ -167,7 +167,7 @@ REPLY_CASES: list[Any] = [
   "stream": { "id": "STREAMID", "finish": false, "content": "正在为您查询天气信息...",
               "feedback": { "id": "FEEDBACKID" } } }""",
     ),
-    # WS §3.6.1 in full
+    # the long-connection stream reply example in full
     _msg_item_case(
         (
             "stream-msg-item-feedback",
@@ -186,7 +186,7 @@ REPLY_CASES: list[Any] = [
               "feedback": { "id": "FEEDBACKID" } } }""",
         )
     ),
-    # WH §5.2
+    # the webhook stream reply example
     _msg_item_case(
         (
             "stream-webhook",
@@ -211,13 +211,13 @@ REPLY_CASES: list[Any] = [
 }""",
         )
     ),
-    # WH §9.2 vector E plaintext
+    # the plaintext of AI-bot crypto vector E
     (
         "stream-vector-E",
         StreamReply(stream=StreamBody(id="STREAMID", finish=False, content="你好")),
         '{"msgtype":"stream","stream":{"id":"STREAMID","finish":false,"content":"你好"}}',
     ),
-    # WS §3.6.2 / WH §7
+    # the markdown reply / response_url example
     (
         "markdown-feedback",
         MarkdownReply(
@@ -230,13 +230,13 @@ REPLY_CASES: list[Any] = [
         MarkdownReply(markdown=MarkdownBody(content="**ping**")),
         '{"msgtype":"markdown","markdown":{"content":"**ping**"}}',
     ),
-    # WS §8 s11
+    # the card scenario's reply
     (
         "template-card-s11",
         TemplateCardReply(template_card=BUTTON_CARD),
         '{"msgtype":"template_card","template_card":{"card_type":"button_interaction","main_title":{"title":"Confirm?"},"button_list":[{"text":"OK","key":"ok","style":1}],"task_id":"T1"}}',
     ),
-    # WS §3.6.4
+    # the stream with template card example
     (
         "stream-with-card",
         StreamWithCardReply(
@@ -270,7 +270,7 @@ REPLY_CASES: list[Any] = [
         StreamWithCardReply(stream=StreamBody(id="STREAMID", finish=False, content="x")),
         '{"msgtype":"stream_with_template_card","stream":{"id":"STREAMID","finish":false,"content":"x"}}',
     ),
-    # WS §3.6.5 media
+    # the media reply examples
     ("file", FileReply(file=MediaId("MID")), '{"msgtype":"file","file":{"media_id":"MID"}}'),
     (
         "image-s16",
@@ -288,7 +288,7 @@ REPLY_CASES: list[Any] = [
         VideoReply(video=VideoMediaId("MID", title="标题", description="描述")),
         '{"msgtype":"video","video":{"media_id":"MID","title":"标题","description":"描述"}}',
     ),
-    # WS §3.5, §8 s10, WH §6 welcome
+    # the welcome examples of both modes
     (
         "welcome",
         TextReply(text=TextBody("您好！我是智能助手，有什么可以帮您的吗？")),
@@ -316,7 +316,7 @@ REPLY_CASES = [c if hasattr(c, "marks") else pytest.param(*c, id=c[0]) for c in 
 
 
 UPDATE_CASES = [
-    # WS §3.7 body
+    # the card update body example
     (
         "update-ws",
         UpdateCardReply(template_card=ALERT_CARD, userids=["USERID1"]),
@@ -327,13 +327,13 @@ UPDATE_CASES = [
               "button_list": [ {"text":"确认中","style":1,"key":"confirm"}, {"text":"误报","style":2,"key":"false_alarm"} ],
               "task_id": "TASK_ID", "feedback": { "id": "FEEDBACKID" } } }""",
     ),
-    # WS §8 s11 (no userids)
+    # the card scenario's update (no userids)
     (
         "update-s11",
         UpdateCardReply(template_card=CONFIRMED_CARD),
         '{"response_type":"update_template_card","template_card":{"card_type":"text_notice","main_title":{"title":"Confirmed"},"card_action":{"type":1,"url":"https://example.com"},"task_id":"T1"}}',
     ),
-    # WH §6 (its card is a placeholder; the shape around it is what matters)
+    # the webhook card update example (its card is a placeholder; the shape around it is what matters)
     (
         "update-webhook",
         UpdateCardReply(template_card=CONFIRMED_CARD, userids=["USERID1", "USERID2"]),

@@ -1,6 +1,6 @@
-"""The callback bodies of ``webhook-protocol.md`` (``WH §``) as test data.
+"""The callback bodies of the webhook docs as test data.
 
-See :mod:`tests.protocol_examples` for how they were copied from the spec.
+See :mod:`tests.protocol_examples` for how they were copied.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ WH_CALLBACKS: dict[str, C] = {
         StreamRefresh,
         {"stream.id": "STREAMID", "response_url": None, "conversation": "CHATID"},
     ),
-    # WH §4.11 common envelope: the placeholder eventtype is an eventtype this version does not know
+    # the webhook docs' common event envelope: the placeholder eventtype is an eventtype this version does not know
     "wh-event-common": C(
         r"""{
     "msgid": "CAIQ16HMjQYY\/NGagIOAgAMgq4KM0AI=",
@@ -189,7 +189,7 @@ WH_CALLBACKS: dict[str, C] = {
             "conversation": "CHATID",
         },
     ),
-    # WH §9.2 vector plaintexts (exact bytes)
+    # plaintexts of the AI-bot crypto vectors (exact bytes; tests/crypto_vectors.py)
     "wh-vector-B": C(
         '{"msgid":"CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=","aibotid":"AIBOTID","chatid":"CHATID","chattype":"group","from":{"userid":"USERID"},"response_url":"RESPONSEURL","msgtype":"text","text":{"content":"@RobotA hello robot"}}',
         TextMessage,

@@ -1,6 +1,6 @@
-"""The examples of ``ws-protocol.md`` (``WS §``) as test data: frames and callback bodies.
+"""The examples of the long-connection docs as test data: frames and callback bodies.
 
-See :mod:`tests.protocol_examples` for how they were copied from the spec.
+See :mod:`tests.protocol_examples` for how they were copied.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from wecom_actors.protocol import (
 )
 
 # =================================================================================================
-# Frames (stage one): every frame example of ws-protocol.md
+# Frames (stage one): every frame example of the long-connection docs
 # =================================================================================================
 
 
@@ -34,7 +34,7 @@ class F(NamedTuple):
 
 
 WS_FRAMES: dict[str, F] = {
-    # WS §2.1
+    # the generic ack example
     "ack-generic": F(
         '{ "headers": { "req_id": "<echo of request req_id>" }, "errcode": 0, "errmsg": "ok" }',
         None,
@@ -42,7 +42,7 @@ WS_FRAMES: dict[str, F] = {
         0,
         "ok",
     ),
-    # WS §3.1
+    # the subscribe example and its ack
     "subscribe": F(
         """{ "cmd": "aibot_subscribe", "headers": { "req_id": "REQUEST_ID" },
   "body": { "bot_id": "BOTID", "secret": "SECRET" } }""",
@@ -52,9 +52,9 @@ WS_FRAMES: dict[str, F] = {
     "subscribe-ok": F(
         '{"headers":{"req_id":"REQUEST_ID"},"errcode":0,"errmsg":"ok"}', None, "REQUEST_ID", 0, "ok"
     ),
-    # WS §3.2
+    # the heartbeat example
     "ping": F('{"cmd":"ping","headers":{"req_id":"REQUEST_ID"}}', "ping", "REQUEST_ID"),
-    # WS §3.3
+    # the message callback example
     "msg-callback": F(
         """{ "cmd": "aibot_msg_callback", "headers": { "req_id": "REQUEST_ID" },
   "body": { "msgid": "MSGID", "aibotid": "AIBOTID", "chatid": "CHATID", "chattype": "group",
@@ -62,7 +62,7 @@ WS_FRAMES: dict[str, F] = {
         "aibot_msg_callback",
         "REQUEST_ID",
     ),
-    # WS §3.4
+    # the event callback example
     "event-callback": F(
         """{ "cmd": "aibot_event_callback", "headers": { "req_id": "REQUEST_ID" },
   "body": { "msgid": "MSGID", "create_time": 1700000000, "aibotid": "AIBOTID",
@@ -71,7 +71,7 @@ WS_FRAMES: dict[str, F] = {
         "aibot_event_callback",
         "REQUEST_ID",
     ),
-    # WS §3.4.4
+    # the kick-out (disconnected_event) example
     "disconnected-event": F(
         """{ "cmd": "aibot_event_callback", "headers": { "req_id": "REQUEST_ID" },
   "body": { "msgid": "MSGID", "create_time": 1700000000, "aibotid": "AIBOTID",
@@ -79,14 +79,14 @@ WS_FRAMES: dict[str, F] = {
         "aibot_event_callback",
         "REQUEST_ID",
     ),
-    # WS §3.5
+    # the welcome example
     "welcome": F(
         """{ "cmd": "aibot_respond_welcome_msg", "headers": { "req_id": "<enter_chat callback req_id>" },
   "body": { "msgtype": "text", "text": { "content": "您好！我是智能助手，有什么可以帮您的吗？" } } }""",
         "aibot_respond_welcome_msg",
         "<enter_chat callback req_id>",
     ),
-    # WS §3.7
+    # the card update example
     "update": F(
         """{ "cmd": "aibot_respond_update_msg", "headers": { "req_id": "<template_card_event req_id>" },
   "body": { "response_type": "update_template_card",
@@ -98,7 +98,7 @@ WS_FRAMES: dict[str, F] = {
         "aibot_respond_update_msg",
         "<template_card_event req_id>",
     ),
-    # WS §3.8
+    # the proactive push example
     "send-msg": F(
         """{ "cmd": "aibot_send_msg", "headers": { "req_id": "REQUEST_ID" },
   "body": { "chatid": "CHATID", "chat_type": 1, "msgtype": "markdown",
@@ -106,7 +106,7 @@ WS_FRAMES: dict[str, F] = {
         "aibot_send_msg",
         "REQUEST_ID",
     ),
-    # WS §3.9
+    # the chunked upload examples
     "upload-init": F(
         """{ "cmd": "aibot_upload_media_init", "headers": {"req_id": "REQUEST_ID"},
   "body": { "type": "file", "filename": "test.pdf", "total_size": 2333, "total_chunks": 124, "md5": "0123456789abcdef0123456789abcdef" } }""",
@@ -147,7 +147,7 @@ WS_FRAMES: dict[str, F] = {
         0,
         "ok",
     ),
-    # WS §8 scenarios
+    # frames of the usual conformance scenarios (subscribe, stream, ...)
     "s1-subscribe": F(
         '{"cmd":"aibot_subscribe","headers":{"req_id":"aibot_subscribe_1"},"body":{"bot_id":"B","secret":"S"}}',
         "aibot_subscribe",
@@ -255,7 +255,7 @@ WS_FRAMES: dict[str, F] = {
 
 
 # =================================================================================================
-# Callback bodies (stage two): every message and event example of ws-protocol.md
+# Callback bodies (stage two): every message and event example of the long-connection docs
 # =================================================================================================
 
 
@@ -284,7 +284,7 @@ WS_CALLBACKS: dict[str, C] = {
             "response_url": None,
         },
     ),
-    # WS §3.3 table: image/file/video carry a per-URL aeskey; voice is text only
+    # the long-connection message table: image/file/video carry a per-URL aeskey; voice is text only
     "ws-image-aeskey": C(
         '{"msgid":"M","aibotid":"B","chattype":"single","from":{"userid":"U"},"msgtype":"image","image": {"url": "URL", "aeskey": "AESKEY"}}',
         ImageMessage,
@@ -350,7 +350,7 @@ WS_CALLBACKS: dict[str, C] = {
         EnterChatEvent,
         {"msgid": "M3", "userid": "U", "eventtype": "enter_chat"},
     ),
-    # WS §3.4.2 (fragment wrapped in the common event body)
+    # the card event example (fragment wrapped in the common event body)
     "ws-card-event-doc": C(
         """{"msgid":"M","create_time":1700000000,"aibotid":"B","from":{"userid":"U"},"msgtype":"event",
         "event": { "eventtype": "template_card_event",
@@ -389,7 +389,7 @@ WS_CALLBACKS: dict[str, C] = {
             "event.template_card_event": None,
         },
     ),
-    # WS §3.4.3 (fragment wrapped)
+    # the feedback event example (fragment wrapped)
     "ws-feedback": C(
         """{"msgid":"M","create_time":1700000000,"aibotid":"B","from":{"userid":"U"},"msgtype":"event",
         "event": { "eventtype": "feedback_event",

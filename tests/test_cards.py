@@ -44,7 +44,7 @@ def wire(obj: object) -> Any:
 
 
 def test_text_notice_encodes_to_the_official_example() -> None:
-    # The complete text_notice example of the official "模板卡片类型" page (ws-protocol.md §3.11).
+    # The complete text_notice example of the official "模板卡片类型" page.
     card = cards.text_notice(
         source=CardSource(icon_url="https://wework.qpic.cn/icon/0", desc="企业微信", desc_color=0),
         action_menu=ActionMenu(
@@ -93,7 +93,7 @@ def test_text_notice_encodes_to_the_official_example() -> None:
 
 
 def test_button_card_reply_and_update_match_the_spec_scenario() -> None:
-    # ws-protocol.md §8.11: the reply body, then the update to a text_notice with the same task_id.
+    # The card conformance scenario: the reply body, then the update to a text_notice with the same task_id.
     card = cards.button_interaction(main_title="Confirm?", button_list=[Button(text="OK", key="ok", style=1)], task_id="T1")
     assert wire(TemplateCardReply(template_card=card)) == {
         "msgtype": "template_card",

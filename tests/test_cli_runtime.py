@@ -13,6 +13,8 @@ import trio.testing
 from wecom_actors.demo import longconn_demo, tiny_png
 from wecom_actors.testing import open_fake_wecom
 
+from .fake_bot import cli_run, signal_and_wait
+
 
 async def test_demo_plays_the_whole_script(autojump_clock: trio.testing.MockClock) -> None:
     lines: list[str] = []
@@ -46,23 +48,11 @@ async def test_run_drains_in_flight_streams_on_sigint_and_exits_0_within_5s() ->
     # Real time and a real child process: the signal path cannot be faked in-process.
     with trio.fail_after(60):
         async with open_fake_wecom() as fake:
-            proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "wecom_actors.cli", "run"],
-                env=_env(fake.url, fake.bot_id, fake.secret),
-                stderr=subprocess.PIPE,
-            )
-            try:
+            async with cli_run(_env(fake.url, fake.bot_id, fake.secret)) as proc:
                 await fake.wait_subscribed()
                 cb = await fake.send_text("/slow 1.5 draining on shutdown works")
                 await fake.wait_until(lambda: (fake.stream(cb.req_id) or _NONE).accepted_frames >= 1)
-                signalled = trio.current_time()
-                proc.send_signal(signal.SIGINT)
-                code = await proc.wait()
-                took = trio.current_time() - signalled
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+                code, took = await signal_and_wait(proc, signal.SIGINT)
             stderr = (await proc.stderr.receive_some(1 << 20)).decode() if proc.stderr else ""  # type: ignore[union-attr]
             assert code == 0, stderr
             assert took < 5

@@ -400,3 +400,13 @@ def test_empty_secret_stays_empty_in_repr():
     config = BotConfig.from_env(LC)
     assert "token=''" in repr(config) and "encoding_aes_key=''" in repr(config)
     assert config.redacted()["token"] == ""
+
+
+def test_docs_index_names_every_setting() -> None:
+    from pathlib import Path
+
+    from wecom_actors.config import env_var
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "index.md").read_text(encoding="utf-8")
+    missing = [env_var(f) for f in BotConfig.__struct_fields__ if env_var(f) not in doc]
+    assert missing == [], f"docs/index.md does not name {missing}"

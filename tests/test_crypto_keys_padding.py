@@ -39,7 +39,7 @@ def test_sample_key_and_iv():
         EAK,
         EAK + "=",  # already padded
         f"  {EAK}\n",  # whitespace from an env file
-        EAK[:-1] + "A",  # canonical trailing bits, same 32 bytes (spec §3.1 pitfall)
+        EAK[:-1] + "A",  # canonical trailing bits, same 32 bytes (a 43-character key has 2 spare bits)
         EAK.encode(),  # bytes are accepted too
     ],
     ids=["43", "44-padded", "whitespace", "canonical", "bytes"],
@@ -120,5 +120,5 @@ def test_pkcs7_unpad_strict(data):
 
 
 def test_pkcs7_unpad_accepts_16_aligned():
-    # Field note (ws-protocol.md §6): some blobs are padded to 16; a strict pad check still works.
+    # Field note: some blobs are padded to 16; a strict pad check still works.
     assert pkcs7_unpad(b"x" * 12 + b"\x04" * 4) == b"x" * 12

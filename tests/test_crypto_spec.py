@@ -1,7 +1,7 @@
-"""Tests of wecom_actors.crypto against the spec vectors: signatures, §9.1, §9.2 and §9.3.
+"""Tests of wecom_actors.crypto against the test vectors: signatures, Tencent, AI-bot and media vectors.
 
-Synchronous on purpose: the crypto core is sans-IO. Vectors are webhook-protocol.md §9.1-§9.3
-(crypto_vectors.py), cross-checked with the independent oracle in crypto_oracle.py.
+Synchronous on purpose: the crypto core is sans-IO. Vectors are in crypto_vectors.py
+(described in docs/protocol-notes.md, 'Crypto test vectors'), cross-checked with the independent oracle in crypto_oracle.py.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def test_signature_binds_every_input(ts, nonce, token):
         WeComCrypto(token, EAK).verify_signature(A_SIG, ts, nonce, A_ENC)
 
 
-# --- official Tencent vectors (§9.1) --------------------------------------------------------------
+# --- official Tencent vectors --------------------------------------------------------------------
 
 
 def test_v1_rejected_with_empty_receive_id():
@@ -133,7 +133,7 @@ def test_v2(vector):
         WeComCrypto(V2_TOKEN, V2_EAK).decrypt_callback(sig, ts, nonce, encrypt)
 
 
-# --- AI-bot vectors (§9.2) -----------------------------------------------------------------------
+# --- AI-bot vectors -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name, plain, encrypt, sig", AIBOT_VECTORS, ids=AIBOT_IDS)
@@ -185,7 +185,7 @@ def test_random_prefix_must_be_16(random16):
         bot().encrypt(b"msg", random16=random16)
 
 
-# --- media (§9.3) --------------------------------------------------------------------------------
+# --- media --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key", [EAK, EAK + "=", AES_KEY], ids=["eak", "padded", "raw"])

@@ -98,6 +98,8 @@ async def test_text_stream_card_welcome_and_media_over_the_api() -> None:
         frames = (await http.get("/frames", params={"since": 0})).json()["frames"]
         assert {f["direction"] for f in frames} == {"in", "out"}
         assert any(f["cmd"] == "aibot_respond_msg" for f in frames)
+        subscribe = next(f for f in frames if f["cmd"] == "aibot_subscribe")
+        assert _fake.secret not in subscribe["text"] and '"secret":"***"' in subscribe["text"]
 
 
 async def test_group_chat_with_members_and_a_mention() -> None:

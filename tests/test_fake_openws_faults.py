@@ -18,7 +18,7 @@ from wecom_actors.testing import NotConnected, open_fake_wecom
 
 from .fake_openws_helpers import connect, md, push_text
 
-# --- §8 scenario 18: junk both ways ---------------------------------------------------------------
+# --- junk both ways --------------------------------------------------------------------------------
 
 
 async def test_junk_and_oversized_frames_to_the_client() -> None:

@@ -18,7 +18,7 @@ from wecom_actors.testing import FakeErrcode, open_fake_wecom
 
 from .fake_openws_helpers import BOT, RawClient, connect, decrypt, http_get, push_text
 
-# --- §8 scenarios 8, 9: group mixed, duplicate delivery, media ------------------------------------
+# --- group mixed, duplicate delivery, media ------------------------------------
 
 
 async def test_group_mixed_message_and_duplicate_delivery() -> None:
@@ -72,13 +72,13 @@ async def test_media_download_decrypts_and_expires(autojump_clock: trio.testing.
                 urls.append(part["url"])
             await trio.sleep(299)
             assert (await http_get(urls[0])).status_code == 200
-            await trio.sleep(2)  # §3.3: URLs are valid 5 minutes
+            await trio.sleep(2)  # media URLs are valid 5 minutes
             for url in urls:
                 assert (await http_get(url)).status_code == 404
             assert (await http_get(fake.media_base_url + "/media/nope")).status_code == 404
 
 
-# --- §8 scenario 16: chunked upload + media reply -------------------------------------------------
+# --- chunked upload + media reply -------------------------------------------------
 
 
 async def upload(c: RawClient, data: bytes, chunks: int, mtype: str = "image") -> dict:
@@ -214,7 +214,7 @@ async def test_upload_finish_errors_and_expiry(autojump_clock: trio.testing.Mock
             assert await finish(up) == 40058  # total_size mismatch
             up = await start(b"abcd")
             assert await chunk(up, 0, b"ab") == 0
-            await trio.sleep(1801)  # §3.9: an upload session lives 30 minutes
+            await trio.sleep(1801)  # an upload session lives 30 minutes
             assert await chunk(up, 1, b"cd") == 40058
             assert await finish(up) == 40058
             assert fake.statistics().acks_by_errcode[0] >= 6

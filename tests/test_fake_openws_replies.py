@@ -20,7 +20,7 @@ from wecom_actors.testing import FakeErrcode, open_fake_wecom
 
 from .fake_openws_helpers import OK_ACK, connect, md, push_text
 
-# --- §8 scenarios 6, 7, 17: streams ---------------------------------------------------------------
+# --- streams ---------------------------------------------------------------
 
 
 async def test_streamed_reply_in_three_chunks_full_replace() -> None:
@@ -125,7 +125,7 @@ async def test_concurrent_frames_get_6000(autojump_clock: trio.testing.MockClock
             assert first == {"headers": {"req_id": cb}, **OK_ACK}
             assert trio.current_time() - start == pytest.approx(0.5)
             assert fake.stream(cb).content == "a"  # type: ignore[union-attr]
-            # the retry after the ack is accepted (§8 scenario 7)
+            # the retry after the ack is accepted (one frame per req_id at a time)
             assert (await c.request("aibot_respond_msg", body2, req_id=cb))["errcode"] == 0
             view = fake.stream(cb)
             assert view is not None and (view.content, view.accepted_frames) == ("ab", 2)
@@ -147,7 +147,7 @@ async def test_stream_expires_after_six_minutes(autojump_clock: trio.testing.Moc
             assert view is not None and (view.content, view.finished) == ("ab", False)
 
 
-# --- §8 scenarios 10, 11: events ------------------------------------------------------------------
+# --- events ------------------------------------------------------------------
 
 
 async def test_enter_chat_welcome_rules(autojump_clock: trio.testing.MockClock) -> None:
@@ -245,7 +245,7 @@ async def test_feedback_event_shape() -> None:
             assert (await c.reply(cb.req_id, md("x")))["errcode"] == 846605
 
 
-# --- §8 scenarios 12, 13: proactive push and rate limits ------------------------------------------
+# --- proactive push and rate limits ------------------------------------------
 
 
 async def test_proactive_push_needs_a_prior_message() -> None:

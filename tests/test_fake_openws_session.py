@@ -16,7 +16,7 @@ from wecom_actors.testing import NotConnected, open_fake_wecom
 
 from .fake_openws_helpers import BOT, OK_ACK, SECRET, connect, md, push_text
 
-# --- §8 scenarios 1-4: subscribe, refusal, not subscribed, heartbeat ------------------------------
+# --- subscribe, refusal, not subscribed, heartbeat ------------------------------
 
 
 async def test_subscribe_ok_accepts_extra_keys_and_pushes_nothing_before_the_ack() -> None:
@@ -66,7 +66,7 @@ async def test_command_before_subscribe_is_846609(cmd: str) -> None:
 async def test_heartbeat_and_idle_timeout(autojump_clock: trio.testing.MockClock) -> None:
     with trio.fail_after(1000):
         async with open_fake_wecom(idle_timeout=90) as fake, connect(fake) as c:
-            for _ in range(10):  # §3.2: a ping every 30 s keeps the connection open
+            for _ in range(10):  # a ping every 30 s keeps the connection open
                 await trio.sleep(30)
                 assert await c.request("ping", req_id="ping_x") == {
                     "headers": {"req_id": "ping_x"},
@@ -87,7 +87,7 @@ async def test_idle_timeout_none_never_closes(autojump_clock: trio.testing.MockC
             assert (await c.request("ping"))["errcode"] == 0
 
 
-# --- §8 scenario 5: missed pongs ------------------------------------------------------------------
+# --- missed pongs ------------------------------------------------------------------
 
 
 async def test_drop_acks_swallows_ping_acks_only(autojump_clock: trio.testing.MockClock) -> None:
@@ -106,7 +106,7 @@ async def test_drop_acks_swallows_ping_acks_only(autojump_clock: trio.testing.Mo
             assert (await c.request("ping", req_id="second"))["errcode"] == 0
 
 
-# --- §8 scenarios 14, 15: dropped socket, kick-out -------------------------------------------------
+# --- dropped socket, kick-out -------------------------------------------------
 
 
 @pytest.mark.parametrize("stale", [True, False])

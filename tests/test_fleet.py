@@ -283,7 +283,7 @@ async def test_healthz_turns_503_when_the_process_shuts_down() -> None:
     from wecom_actors.admin import HttpRoutes
     from wecom_actors.metrics import fleet_registry
 
-    routes = HttpRoutes(list, fleet_registry(list))
+    routes = HttpRoutes(list, lambda: fleet_registry(list))
 
     async def get(path: str) -> tuple[int, bytes]:
         sent: list[dict[str, Any]] = []

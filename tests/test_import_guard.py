@@ -1,4 +1,4 @@
-"""The sans-IO core imports no I/O framework (STYLE.md habit 3).
+"""The sans-IO core imports no I/O framework.
 
 ``wecom_actors/protocol/``, ``wecom_actors/crypto.py``, ``wecom_actors/render.py`` and
 ``wecom_actors/longconn/correlation.py`` must never

@@ -55,7 +55,7 @@ async def _serve(config: BotConfig, *, task_status: trio.TaskStatus[BotHandle]) 
 
 
 async def user_writes(fake: FakeWeCom, user: str = "alice", *, chat: str | None = None) -> None:
-    """The precondition of every push: the chat has written to the bot (§3.8)."""
+    """The precondition of every push: the chat has written to the bot."""
     cb = await fake.send_text("hi", userid=user, chatid=chat)
     await fake.wait_stream_finished(cb.req_id)
 
@@ -122,7 +122,7 @@ async def test_invalid_cards_and_media_are_refused_before_sending(autojump_clock
 
 
 async def test_pushes_wait_for_the_conversation_budget(autojump_clock: trio.testing.MockClock) -> None:
-    # WeCom counts replies and pushes together (§4.1): the reply to "hi" uses one of the 30.
+    # WeCom counts replies and pushes together (30 a minute per conversation): the reply to "hi" uses one of the 30.
     with trio.fail_after(300):
         async with echo_bot() as (fake, bot):
             await user_writes(fake)

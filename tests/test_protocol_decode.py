@@ -42,7 +42,7 @@ def dig(obj: object, path: str) -> object:
 
 
 # =================================================================================================
-# Frames (stage one): every frame example of ws-protocol.md
+# Frames (stage one): every frame example of the long-connection docs
 # =================================================================================================
 
 
@@ -208,7 +208,7 @@ def test_conversation_is_chatid_for_group_userid_for_single(
     assert msg.is_group is (chattype == "group")
 
 
-# ---- quotes of every msgtype (WH §4.9) ----------------------------------------------------------
+# ---- quotes of every msgtype -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """Tests of the sans-IO protocol core (wecom_actors.protocol): encoding replies and requests.
 
 Synchronous on purpose (no event loop): records in, bytes out. Every reply and request body has
-exactly the shape the spec shows (the examples are in :mod:`tests.protocol_examples`), and what is
+exactly the shape the docs show (the examples are in :mod:`tests.protocol_examples`), and what is
 encoded decodes back to the same record.
 """
 
@@ -58,7 +58,7 @@ from .protocol_examples_replies import (
 from .protocol_examples_ws import WS_FRAMES
 
 # =================================================================================================
-# Encoding: every reply and request body has exactly the shape the spec shows
+# Encoding: every reply and request body has exactly the shape the docs show
 # =================================================================================================
 
 

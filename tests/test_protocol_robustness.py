@@ -91,7 +91,7 @@ BAD_CALLBACKS = {
     "create-time-str": _CB + '"create_time":"1700000000","msgtype":"text","text":{"content":"x"}}',
     "create-time-float": _CB + '"create_time":1.5,"msgtype":"text","text":{"content":"x"}}',
     "create-time-huge-float": _CB + '"create_time":1e400,"msgtype":"text","text":{"content":"x"}}',
-    # AstrBot's webhook branch read ``event`` as a string; the wire has an object (WH §6)
+    # AstrBot's webhook branch read ``event`` as a string; the wire has an object
     "event-string": '{"msgid":"M","msgtype":"event","event":"enter_chat"}',
     "eventtype-int": '{"msgid":"M","msgtype":"event","event":{"eventtype":1}}',
     "feedback-reasons-str": '{"msgid":"M","msgtype":"event","event":{"eventtype":"feedback_event","feedback_event":{"id":"F","inaccurate_reason_list":["2"]}}}',

@@ -3,10 +3,7 @@ are finished with their text so far plus the interrupted note, over the still-li
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from functools import partial
 
 import trio
@@ -16,7 +13,7 @@ from wecom_actors import echo, serve_bot
 from wecom_actors.handlers.turn import INTERRUPTED_SUFFIX
 from wecom_actors.testing import open_fake_wecom
 
-from .fake_bot import bot_config
+from .fake_bot import bot_config, cli_env, cli_run, signal_and_wait
 
 WORDS = " ".join(f"w{i}" for i in range(40))
 
@@ -59,25 +56,14 @@ async def test_queued_and_late_messages_get_the_restart_notice_when_interrupted(
 async def test_sigterm_with_50_long_streams_finishes_them_all_and_exits_0_within_5s() -> None:
     # Real time and a real child process: the signal path cannot be faked in-process.
     async with open_fake_wecom() as fake:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WECOM_")}
-        env.update(WECOM_WS_URL=fake.url, WECOM_BOT_ID=fake.bot_id, WECOM_BOT_SECRET=fake.secret,
-                   WECOM_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")  # fmt: skip
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "wecom_actors.cli", "run"], env=env, stderr=subprocess.PIPE
-        )
-        try:
+        env = cli_env(WECOM_WS_URL=fake.url, WECOM_BOT_ID=fake.bot_id, WECOM_BOT_SECRET=fake.secret,
+                      WECOM_LOG_LEVEL="WARNING")  # fmt: skip
+        async with cli_run(env) as proc:
             await fake.wait_subscribed()
             slow = [await fake.send_text(f"/slow 8 {WORDS}", userid=f"user{n}") for n in range(50)]
             for cb in slow:
                 await fake.wait_until(lambda cb=cb: (fake.stream(cb.req_id) is not None))
-            signalled = trio.current_time()
-            proc.send_signal(signal.SIGTERM)
-            code = await proc.wait()
-            took = trio.current_time() - signalled
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            code, took = await signal_and_wait(proc, signal.SIGTERM)
         stderr = (await proc.stderr.receive_some(1 << 20)).decode() if proc.stderr else ""  # type: ignore[union-attr]
         assert code == 0, stderr
         assert took < 5

@@ -1,6 +1,6 @@
 """The bundled fake webhook WeCom (wecom_actors.testing._webhook), tested from the outside.
 
-Its crypto is cross-checked with spec §9.2 vector E and with wecom_actors.crypto; its
+Its crypto is cross-checked with the AI-bot crypto vector E (docs/protocol-notes.md) and with wecom_actors.crypto; its
 response_url and media endpoints are hit with plain httpx; and it is pointed at small
 misbehaving "bots" (ASGI apps written here) to show that strict mode catches each violation.
 """

@@ -1,4 +1,4 @@
-"""Webhook mode at the HTTP boundary: spec §9.2 vectors and every bad input, over real HTTP.
+"""Webhook mode at the HTTP boundary: the AI-bot crypto vectors and every bad input, over real HTTP.
 
 The bot listens on 127.0.0.1 port 0; requests are made with a plain httpx client, so nothing
 here depends on the bundled fake. Virtual time (autojump) keeps the first-reply waits instant.
@@ -80,7 +80,7 @@ def open_answer(response: httpx.Response, nonce: str = NONCE) -> dict[str, Any]:
     return json.loads(CRYPTO.decrypt(env["encrypt"]))
 
 
-# --- §9.2 vectors ---------------------------------------------------------------------------------
+# --- the AI-bot crypto vectors ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("encoded", [True, False], ids=["percent-encoded", "raw-plus"])
@@ -104,7 +104,7 @@ async def test_vectors_b_c_d_are_accepted_and_handled(autojump_clock: trio.testi
             assert b["msgtype"] == "stream" and b["stream"]["id"]
             assert "hello robot".startswith(b["stream"]["content"]) and b["stream"]["content"]
             assert r.json()["timestamp"] == 1700000000
-            # C: a refresh of the unknown stream STREAMID -> finish with empty content (§10.8).
+            # C: a refresh of the unknown stream STREAMID -> finish with empty content (docs/webhook.md).
             r = await client.post(f"{path}?msg_signature={C_SIG}&timestamp={TS}&nonce={NONCE}", content=json.dumps({"encrypt": C_ENC}))
             assert open_answer(r) == {"msgtype": "stream", "stream": {"id": "STREAMID", "finish": True, "content": ""}}
             # B again (a redelivery): the same stream, no second handler run.

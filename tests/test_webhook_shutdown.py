@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +20,8 @@ from wecom_actors.handlers.turn import INTERRUPTED_SUFFIX
 from wecom_actors.protocol.inbound import TextMessage, decode_callback
 from wecom_actors.testing import FakeWebhookWeCom, open_fake_webhook
 from wecom_actors.webhook.streams import Exchange, FinalAnswer, Phase, StreamTable
+
+from .fake_bot import cli_run, signal_and_wait
 
 TOKEN = "QDG6eK"
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -170,12 +170,7 @@ async def test_sigterm_with_short_and_long_streams_in_flight_finishes_each_and_e
     # Real time and a real child process: the signal path cannot be faked in-process.
     log: list[bytes] = []
     with trio.fail_after(60):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "wecom_actors.cli", "run", "--mode", "webhook"],
-            env=_env(),
-            stderr=subprocess.PIPE,
-        )
-        try:
+        async with cli_run(_env(), "--mode", "webhook") as proc:
             assert proc.stderr is not None
             port = await _read_port(proc.stderr, log)
             url = f"http://127.0.0.1:{port}/wecom/callback"
@@ -195,14 +190,7 @@ async def test_sigterm_with_short_and_long_streams_in_flight_finishes_each_and_e
                 async with trio.open_nursery() as nursery:
                     await deliver_all(fake, short + long, views, nursery)
                     await announced.wait()  # every POST answered with its stream
-                    signalled = trio.current_time()
-                    proc.send_signal(signal.SIGTERM)
-                    code = await proc.wait()
-                    took = trio.current_time() - signalled
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+                    code, took = await signal_and_wait(proc, signal.SIGTERM)
         stderr = b"".join(log) + await proc.stderr.receive_some(1 << 20)  # type: ignore[union-attr]
     assert code == 0, stderr.decode(errors="replace")
     assert took < 3.5 + 1.0  # the drain budget (WECOM_DRAIN_TIMEOUT) and the server's stop
@@ -221,10 +209,7 @@ async def test_a_second_sigterm_during_the_drain_stops_at_once() -> None:
     env = _env()
     env["WECOM_DRAIN_TIMEOUT"] = "30"
     with trio.fail_after(60):
-        proc = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "wecom_actors.cli", "run", "--mode", "webhook"], env=env, stderr=subprocess.PIPE
-        )
-        try:
+        async with cli_run(env, "--mode", "webhook") as proc:
             assert proc.stderr is not None
             port = await _read_port(proc.stderr, log)
             url = f"http://127.0.0.1:{port}/wecom/callback"
@@ -247,15 +232,8 @@ async def test_a_second_sigterm_during_the_drain_stops_at_once() -> None:
                         assert chunk, buffer
                         buffer += chunk
                     log.append(buffer)
-                    second = trio.current_time()
-                    proc.send_signal(signal.SIGTERM)
-                    code = await proc.wait()
-                    took = trio.current_time() - second
+                    code, took = await signal_and_wait(proc, signal.SIGTERM)
                     nursery.cancel_scope.cancel()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
         stderr = b"".join(log) + await proc.stderr.receive_some(1 << 20)  # type: ignore[union-attr]
     assert code == 0, stderr.decode(errors="replace")
     assert took < 2.0  # not the 30 s drain

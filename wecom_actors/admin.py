@@ -5,9 +5,10 @@ the admin routes; on the webhook server it also sends each bot's ``callback_path
 own webhook app, so every webhook bot of a fleet shares one hypercorn server.
 
 * ``GET /healthz``: 200 ``ok`` while the process serves, 503 ``draining`` once it shuts down.
-* ``GET /readyz``: 200 while every bot is subscribed (long connection) or serving (webhook),
-  else 503; the JSON body has each bot's mode, state, connects, reconnects and, for a bot stopped
-  by a terminal error, the error and its exit code.
+* ``GET /readyz``: 200 while every bot is subscribed (long connection), serving (webhook) or a
+  standby replica, else 503; the JSON body has each bot's mode, state, connects, reconnects,
+  its ``lease`` (with ``redis_url``: state, fencing token, counters, last Redis error) and, for
+  a bot stopped by a terminal error, the error and its exit code.
 * ``GET /metrics``: the Prometheus text format (see :mod:`.metrics`).
 
 A path of a stopped webhook bot answers 503 (WeCom retries later); any other path 404.
@@ -19,12 +20,17 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
-
-from .metrics import READY_STATES, render_metrics
+import msgspec
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from .fleet import BotSlot
+
+#: Bot states that count as ready (``/readyz``, the ``up`` metric): subscribed (long connection),
+#: serving (webhook), or a standby replica waiting for its bot's lease (healthy; it takes over
+#: when the holder goes).
+READY_STATES = frozenset({"subscribed", "serving", "standby"})
 
 __all__ = ["HttpRoutes", "readiness"]
 
@@ -46,6 +52,8 @@ def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
         if slot.handle is not None:
             stats = slot.handle.statistics()
             entry.update(connects=stats.connects, reconnects=stats.reconnects, sessions=stats.sessions)
+            if stats.lease is not None:  # replicas: this replica's view of the bot's lease
+                entry["lease"] = msgspec.structs.asdict(stats.lease)
         entry["last_ack_age_seconds"] = None  # not in the bot statistics yet
         if slot.error is not None:
             entry.update(error=type(slot.error).__name__, exit_code=slot.error.exit_code)
@@ -57,9 +65,14 @@ def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
 class HttpRoutes:
     """The admin routes, plus webhook paths mounted by :meth:`mount`."""
 
-    def __init__(self, slots: Callable[[], list[BotSlot]], registry: CollectorRegistry, *, admin: bool = True) -> None:
+    def __init__(
+        self, slots: Callable[[], list[BotSlot]], registry: Callable[[], CollectorRegistry], *, admin: bool = True
+    ) -> None:
+        """``registry`` is called once, at the first ``/metrics`` request: a process nobody
+        scrapes never loads the metrics library (about 2 MB)."""
         self._slots = slots
-        self._registry = registry
+        self._registry_factory = registry
+        self._registry: CollectorRegistry | None = None
         self._admin = admin
         self._paths: dict[str, App] = {}
         self._stopped: set[str] = set()
@@ -98,6 +111,12 @@ class HttpRoutes:
                 ready, doc = readiness(self._slots())
                 await _respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)
             else:
+                from prometheus_client import CONTENT_TYPE_LATEST
+
+                from .metrics import render_metrics
+
+                if self._registry is None:
+                    self._registry = self._registry_factory()
                 body = render_metrics(self._registry)
                 await _respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
         elif path in self._stopped:

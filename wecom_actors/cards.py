@@ -1,8 +1,8 @@
 """Template card builders: one typed function per card type, every documented limit checked.
 
 Each builder returns a :class:`~wecom_actors.protocol.replies.TemplateCard` that encodes to the
-JSON WeCom documents (ws-protocol.md §3.11, webhook-protocol.md §6, the official "模板卡片类型"
-page). A card that breaks a rule raises :class:`CardError` naming the field, before anything is
+JSON WeCom documents (the official "模板卡片类型" page; our limits are listed in
+docs/protocol-notes.md, 'Choices where the sources disagree or are silent'). A card that breaks a rule raises :class:`CardError` naming the field, before anything is
 sent::
 
     from wecom_actors import cards

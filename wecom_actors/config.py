@@ -5,50 +5,10 @@ to the empty string (or only whitespace) counts as unset. Every problem raises o
 :class:`~wecom_actors.errors.ConfigError` whose ``setting`` is the environment variable's name and
 whose message says what is wrong and what is expected; a secret's value is never echoed.
 
-Environment variables (the TOML key is the field name, e.g. ``port``; also accepted under a
-``[wecom]`` table):
-
-==============================  ==================================================  ===========================
-variable                        meaning                                             default
-==============================  ==================================================  ===========================
-WECOM_MODE                      ``long-connection`` or ``webhook``                  inferred from credentials
-WECOM_BOT_ID                    long-connection bot id                              required in that mode
-WECOM_BOT_SECRET                long-connection secret (secret)                     required in that mode
-WECOM_WS_URL                    long-connection endpoint, ``wss://`` (``ws://``     wss://openws.work.weixin.qq.com
-                                only to a loopback host, see below)
-WECOM_WS_ALLOW_INSECURE         1/0: allow a ``ws://`` URL to a non-loopback host   0
-                                (the bot secret then crosses the network in clear)
-WECOM_HEARTBEAT_INTERVAL        seconds between pings (> 0)                         30
-WECOM_TOKEN                     webhook token (secret)                              required in that mode
-WECOM_ENCODING_AES_KEY          webhook EncodingAESKey, 43 of [A-Za-z0-9] (secret)  required in that mode
-WECOM_HOST                      webhook listen host                                 127.0.0.1
-WECOM_PORT                      webhook listen port, 0..65535 (0: a free port)      8080
-WECOM_CALLBACK_PATH             webhook path, starts with ``/``                     /wecom/callback
-WECOM_MEDIA_ALLOW_PRIVATE       1/0 (true/false, yes/no, on/off): allow media       0
-                                downloads from loopback/private addresses
-WECOM_LOG_LEVEL                 DEBUG, INFO, WARNING, ERROR or CRITICAL             INFO
-WECOM_LOG_FORMAT                ``text`` or ``json`` (one JSON object a line)       text
-WECOM_ADMIN_PORT                /metrics, /healthz, /readyz on WECOM_HOST:port;     0 (off)
-                                0 turns the admin listener off
-==============================  ==================================================  ===========================
-
-Tuning, each ``WECOM_<FIELD NAME IN UPPER CASE>``: ``WECOM_ACK_TIMEOUT`` (5 s),
-``WECOM_CONNECT_TIMEOUT`` (10 s), ``WECOM_RECONNECT_INITIAL`` (1 s), ``WECOM_RECONNECT_MAX``
-(30 s, >= the initial delay), ``WECOM_RECONNECT_JITTER`` (0.2, a fraction 0..1),
-``WECOM_RESTART_INTENSITY`` (10) restarts within ``WECOM_RESTART_PERIOD`` (60 s) before giving up,
-``WECOM_AUTH_MAX_ATTEMPTS`` (5), ``WECOM_MAX_FRAME_BYTES`` (1 MiB), ``WECOM_HANDLER_CONCURRENCY``
-(64), ``WECOM_SESSION_QUEUE_SIZE`` (1000 messages per session), ``WECOM_MAX_QUEUED_MESSAGES``
-(20,000) and ``WECOM_MAX_QUEUED_BYTES`` (64 MiB): the bot-wide guard past which a message is
-answered busy, ``WECOM_GROUP_ORDER`` (``sender``: order per group member; ``chat``: strict order
-per group chat), ``WECOM_DRAIN_TIMEOUT`` (4 s), ``WECOM_STREAM_MIN_INTERVAL``
-(0.1 s), ``WECOM_MEDIA_MAX_BYTES`` (20 MiB), ``WECOM_MEDIA_TIMEOUT`` (30 s),
-``WECOM_WEBHOOK_MAX_BODY`` (1 MiB), ``WECOM_WEBHOOK_TIMESTAMP_WINDOW`` (600 s; 0 disables the
-freshness check), ``WECOM_WEBHOOK_HEADER_TIMEOUT`` (5 s: a new connection without a complete
-request head that long after opening is closed), ``WECOM_WEBHOOK_KEEP_ALIVE_TIMEOUT`` (75 s: an
-idle connection between requests is closed after this long), ``WECOM_WEBHOOK_BODY_TIMEOUT`` (10
-s: a request body must arrive whole within this long of its head, else 408),
-``WECOM_WEBHOOK_MAX_CONNECTIONS`` (512 open connections; at the cap idle keep-alive connections
-are closed to make room, else new ones wait in the listen backlog).
+Every field of :class:`BotConfig` is a setting: the environment variable is ``WECOM_`` plus the
+field name in upper case (``port`` -> ``WECOM_PORT``), the TOML key is the field name (also
+accepted under a ``[wecom]`` table). docs/index.md lists every setting with its meaning and
+default; a test checks that it names them all.
 
 Secrets: the values of every secret setting (from flags, environment and config file) are
 registered for masking (:func:`wecom_actors._logging.register_secret`) before anything is
@@ -65,13 +25,14 @@ import difflib
 import logging
 import math
 import os
-import string
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, NoReturn, get_args
 
 import msgspec
 
+from ._config_rules import _RULES, LOG_FORMATS, LOG_LEVELS, MODES
+from ._config_urls import _register_url_password, ws_host_is_loopback
 from ._logging import contains_secret, register_secret
 from .errors import ConfigError
 
@@ -89,14 +50,8 @@ __all__ = [
 log = logging.getLogger("wecom_actors.config")
 
 ENV_PREFIX = "WECOM_"
-MODES = ("long-connection", "webhook")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-LOG_FORMATS = ("text", "json")
-TRANSPORTS = ("trio-websocket", "wsproto")
-GROUP_ORDERS = ("sender", "chat")
 SECRET_FIELDS = frozenset({"bot_secret", "token", "encoding_aes_key"})
 _REDACTED = "***"
-_AES_CHARS = frozenset(string.ascii_letters + string.digits)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _CREDENTIALS = {
@@ -153,12 +108,15 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     webhook_max_connections: int = 512
     transport: str = "wsproto"  # or "trio-websocket": the long-connection WebSocket engine
     bot_name: str = ""  # the bot's display name: only "@<bot_name>" is stripped from group text
+    redis_url: str = ""  # replicas: the lease / the shared webhook state live in this Redis; "" = off
+    lease_ttl: float = 10.0
 
     def __post_init__(self) -> None:
         for name in SECRET_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
                 register_secret(value)
+        _register_url_password(self.redis_url)
         values = {name: getattr(self, name) for name in self.__struct_fields__}
         for name, value in values.items():
             checked = _check_typed(name, value, None)
@@ -219,6 +177,10 @@ class BotConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     def _redacted_items(self) -> Iterator[tuple[str, Any]]:
         for name in self.__struct_fields__:
             value = getattr(self, name)
+            if name == "redis_url" and value:
+                from .redis_link import display_url
+
+                value = display_url(value)
             yield name, (_REDACTED if name in SECRET_FIELDS and value else value)
 
     def __repr__(self) -> str:
@@ -247,91 +209,6 @@ def env_var(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
-def _ws_url(v: str) -> bool:
-    scheme, sep, rest = v.partition("://")
-    return bool(sep) and scheme.lower() in ("ws", "wss") and bool(rest.split("/", 1)[0])
-
-
-_LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
-
-
-def ws_host_is_loopback(url: str) -> bool:
-    """True if the host of a ``ws(s)://`` URL is ``localhost`` or a loopback address."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return False
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _aes_key(v: str) -> bool:
-    return v == "" or (len(v) == 43 and set(v) <= _AES_CHARS)
-
-
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _non_negative(v: float) -> bool:
-    return v >= 0
-
-
-_SECONDS = "a number of seconds > 0"
-# field -> (predicate on the typed value, what is expected)
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "mode": (lambda v: v in MODES, "long-connection or webhook"),
-    "bot_id": (lambda v: True, "a bot id"),
-    "bot_secret": (lambda v: True, "a bot secret"),
-    "ws_url": (_ws_url, "a ws:// or wss:// URL with a host"),
-    "ws_allow_insecure": (lambda v: True, "true or false (environment: 1/0, true/false, yes/no, on/off)"),
-    "heartbeat_interval": (_positive, _SECONDS),
-    "token": (lambda v: True, "a token"),
-    "encoding_aes_key": (_aes_key, "exactly 43 characters of A-Z, a-z and 0-9"),
-    "host": (bool, "a non-empty host name or address"),
-    "port": (lambda v: 0 <= v <= 65535, "an integer from 0 to 65535 (0 picks a free port)"),
-    "callback_path": (lambda v: v.startswith("/"), "a path starting with '/'"),
-    "media_allow_private": (
-        lambda v: True,
-        "true or false (environment: 1/0, true/false, yes/no, on/off)",
-    ),
-    "log_level": (lambda v: v in LOG_LEVELS, "one of " + ", ".join(LOG_LEVELS)),
-    "log_format": (lambda v: v in LOG_FORMATS, "one of " + ", ".join(LOG_FORMATS)),
-    "admin_port": (lambda v: 0 <= v <= 65535, "an integer from 0 to 65535 (0 turns it off)"),
-    "ack_timeout": (_positive, _SECONDS),
-    "connect_timeout": (_positive, _SECONDS),
-    "reconnect_initial": (_positive, _SECONDS),
-    "reconnect_max": (_positive, _SECONDS),
-    "reconnect_jitter": (lambda v: 0 <= v <= 1, "a fraction from 0 to 1"),
-    "restart_intensity": (_non_negative, "an integer >= 0"),
-    "restart_period": (_positive, _SECONDS),
-    "auth_max_attempts": (_positive, "an integer >= 1"),
-    "max_frame_bytes": (_positive, "a number of bytes >= 1"),
-    "handler_concurrency": (_positive, "an integer >= 1"),
-    "session_queue_size": (_positive, "an integer >= 1"),
-    "max_queued_messages": (_positive, "an integer >= 1"),
-    "max_queued_bytes": (_positive, "a number of bytes >= 1"),
-    "group_order": (lambda v: v in GROUP_ORDERS, "one of " + ", ".join(GROUP_ORDERS)),
-    "drain_timeout": (_non_negative, "a number of seconds >= 0"),
-    "stream_min_interval": (_non_negative, "a number of seconds >= 0"),
-    "media_max_bytes": (_positive, "a number of bytes >= 1"),
-    "media_timeout": (_positive, _SECONDS),
-    "webhook_max_body": (_positive, "a number of bytes >= 1"),
-    "webhook_timestamp_window": (_non_negative, "a number of seconds >= 0 (0 disables the check)"),
-    "webhook_header_timeout": (_positive, _SECONDS),
-    "webhook_keep_alive_timeout": (_positive, _SECONDS),
-    "webhook_body_timeout": (_positive, _SECONDS),
-    "webhook_max_connections": (_positive, "an integer >= 1"),
-    "transport": (lambda v: v in TRANSPORTS, "one of " + ", ".join(TRANSPORTS)),
-    "bot_name": (lambda v: "@" not in v and not any(c.isspace() for c in v), "a name without '@' or spaces"),
-}
 assert set(_RULES) == set(_FIELDS)
 
 
@@ -369,10 +246,20 @@ def _register_secrets(
         if isinstance(value, str):
             register_secret(value.strip())
             register_secret(value)
+    _register_url_password(environ.get(env_var("redis_url")))
+    if flags:
+        _register_url_password(flags.get("redis_url"))
 
 
 def _invalid(name: str, value: object, source: str | None) -> ConfigError:
     where = f" (from {source})" if source else ""
+    if name == "redis_url" and isinstance(value, str):
+        from .redis_link import check_redis_url, display_url
+
+        reason = check_redis_url(value) or "not a Redis URL"
+        return ConfigError(
+            env_var(name), f"invalid value {_shown(name, display_url(value))}{where}: {reason}; expected {_RULES[name][1]}"
+        )
     return ConfigError(
         env_var(name), f"invalid value {_shown(name, value)}{where}: expected {_RULES[name][1]}"
     )

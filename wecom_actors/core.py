@@ -13,6 +13,7 @@ import trio
 from .errors import ReplyFailed, RequestError, StaleReply
 from .handlers.turn import FINAL_FRAME_BOUND, Handler, Turn
 from .ids import IdGen
+from .lease import LeaseStatistics
 from .mailbox import MailboxStatistics
 from .protocol.inbound import EventMessage, InboundMessage
 from .protocol.inbound import MediaRef as InboundMediaRef
@@ -52,6 +53,7 @@ class BotStatistics(msgspec.Struct, frozen=True):
     handler_errors: int
     replies_failed: int
     pending_timers: int = 0  # SessionStreams timers that may still fire (coalescing, 6-minute windows)
+    lease: LeaseStatistics | None = None  # replicas (redis_url): this replica's view of the lease
     #: Each actor's mailbox by actor name: trio's channel statistics and the batches taken.
     mailboxes: dict[str, MailboxStatistics] = msgspec.field(default_factory=dict)
 

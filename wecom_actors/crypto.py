@@ -15,7 +15,7 @@ Decisions (documented here because the references disagree)
     * **receiveid rule: Tencent semantics.** The trailer after ``msg`` must equal the configured
       ``receive_id`` exactly, byte for byte. AI bots use ``receive_id=""``, so a payload with a
       non-empty trailer is rejected with :class:`~wecom_actors.errors.ReceiveIdError`. Tencent's
-      XML-era vector (spec §9.1 V1, trailer ``wx5823bf96d3bd56c7``) is therefore *rejected* by
+      XML-era vector (V1 of the Tencent vectors in the tests, trailer ``wx5823bf96d3bd56c7``) is therefore *rejected* by
       ``WeComCrypto(token, key)`` and *accepted* by ``WeComCrypto(token, key,
       "wx5823bf96d3bd56c7")``. (The Node SDK skips the check when its receiveId is empty; we do
       not.)
@@ -24,8 +24,8 @@ Decisions (documented here because the references disagree)
       not required to be a multiple of 32, so 16-aligned media blobs still decrypt.
     * **Ciphertext base64 is strict** (``validate=True``): junk raises
       :class:`~wecom_actors.errors.DecryptError`. The EncodingAESKey decode is **lenient**: missing
-      ``=`` padding is added and non-canonical trailing bits are accepted (spec §3.1 pitfall:
-      Tencent's own sample key has them).
+      ``=`` padding is added and non-canonical trailing bits are accepted (the 43-character
+      key has 2 spare bits, and Tencent's own sample key sets them).
     * The random prefix we emit is 16 bytes from ``random_bytes`` (``os.urandom`` by default, as
       the Node SDK); receivers discard it, so any 16 bytes are valid.
     * Signatures are compared in constant time and exactly: an upper-case hex signature does not
@@ -42,6 +42,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -148,13 +149,54 @@ def _cipher(key: bytes) -> Any:  # pycryptodome's CBC cipher type is private
     return AES.new(key, AES.MODE_CBC, iv=key[:_AES_BLOCK])
 
 
-def _aes_decrypt(key: bytes, ciphertext: bytes) -> bytes:
+def _check_ciphertext(ciphertext: bytes) -> None:
     if not ciphertext:
         raise DecryptError("ciphertext is empty")
     if len(ciphertext) % _AES_BLOCK:
         raise DecryptError(f"ciphertext length {len(ciphertext)} is not a multiple of {_AES_BLOCK}")
+
+
+def _aes_decrypt(key: bytes, ciphertext: bytes) -> bytes:
+    _check_ciphertext(ciphertext)
     plaintext: bytes = _cipher(key).decrypt(ciphertext)
     return plaintext
+
+
+class _MessageCipher:
+    """AES-256-CBC with ``IV = key[:16]`` for every message of one key, without a new cipher
+    object per message (making one costs pycryptodome ~20 µs, several times the work on a
+    callback of a few hundred bytes). The result is exactly that of a fresh CBC cipher:
+
+    * decryption: CBC decrypts as ``P_i = D(C_i) xor C_(i-1)`` with ``C_0 = IV``, so it is one
+      ECB pass over the whole buffer and one XOR with ``IV || C[:-16]``;
+    * encryption is sequential: one CBC encryptor is kept and continues from its last output
+      block ``L``. A lead block ``D(IV) xor L`` encrypts to exactly ``IV``, after which the
+      message encrypts as from a fresh cipher; the lead block is dropped from the output. A
+      lock keeps ``L`` right if threads share the object.
+    """
+
+    __slots__ = ("_cbc", "_ecb", "_iv", "_iv_decrypted", "_last", "_lock")
+
+    def __init__(self, key: bytes) -> None:
+        self._iv = key[:_AES_BLOCK]
+        self._ecb = AES.new(key, AES.MODE_ECB)
+        self._cbc = _cipher(key)
+        self._last = self._iv  # the encryptor's chaining block
+        self._iv_decrypted = int.from_bytes(self._ecb.decrypt(self._iv), "big")
+        self._lock = threading.Lock()
+
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        _check_ciphertext(ciphertext)
+        size = len(ciphertext)
+        chained = int.from_bytes(self._iv + ciphertext[:-_AES_BLOCK], "big")
+        return (int.from_bytes(self._ecb.decrypt(ciphertext), "big") ^ chained).to_bytes(size, "big")
+
+    def encrypt(self, padded: bytes) -> bytes:
+        with self._lock:
+            lead = (self._iv_decrypted ^ int.from_bytes(self._last, "big")).to_bytes(_AES_BLOCK, "big")
+            out: bytes = self._cbc.encrypt(lead + padded)
+            self._last = out[-_AES_BLOCK:]
+        return out[_AES_BLOCK:]
 
 
 # --- media ---------------------------------------------------------------------------------------
@@ -191,7 +233,7 @@ class WeComCrypto:
     deterministic tests.
     """
 
-    __slots__ = ("_key", "_random_bytes", "_receive_id", "_receive_id_bytes", "_token")
+    __slots__ = ("_cipher", "_key", "_random_bytes", "_receive_id", "_receive_id_bytes", "_token")
 
     def __init__(
         self,
@@ -203,6 +245,7 @@ class WeComCrypto:
     ) -> None:
         self._token = token
         self._key = decode_aes_key(encoding_aes_key)
+        self._cipher = _MessageCipher(self._key)
         self._receive_id = receive_id
         self._receive_id_bytes = receive_id.encode("utf-8")
         self._random_bytes = random_bytes
@@ -233,7 +276,9 @@ class WeComCrypto:
     # encryption
 
     def encrypt(self, plaintext: bytes, *, random16: bytes | None = None) -> str:
-        """Encrypt ``plaintext`` into the base64 ``encrypt`` field (spec §3.3).
+        """Encrypt ``plaintext`` into the base64 ``encrypt`` field.
+
+        The plaintext layout: 16 random bytes, the length (4 bytes, big-endian), msg, receive id.
 
         ``random16`` fixes the random prefix (tests and vectors); by default it comes from
         ``random_bytes(16)``.
@@ -245,7 +290,7 @@ class WeComCrypto:
         if len(msg) >= 1 << 32:
             raise CryptoError("message too long for the 4-byte length prefix")
         framed = prefix + len(msg).to_bytes(_LEN_BYTES, "big") + msg + self._receive_id_bytes
-        ciphertext = _cipher(self._key).encrypt(pkcs7_pad(framed))
+        ciphertext = self._cipher.encrypt(pkcs7_pad(framed))
         return base64.b64encode(ciphertext).decode("ascii")
 
     def decrypt(self, encrypt: str) -> bytes:
@@ -259,7 +304,7 @@ class WeComCrypto:
             ciphertext = base64.b64decode(encrypt, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise DecryptError("encrypt is not valid base64") from None
-        framed = pkcs7_unpad(_aes_decrypt(self._key, ciphertext))
+        framed = pkcs7_unpad(self._cipher.decrypt(ciphertext))
         if len(framed) < _HEADER:
             raise LengthError(
                 f"decrypted buffer is {len(framed)} bytes, shorter than the {_HEADER}-byte header"
@@ -286,7 +331,8 @@ class WeComCrypto:
         return self.decrypt(encrypt)
 
     def encrypt_reply(self, plaintext: bytes, *, nonce: str, timestamp: str | int) -> bytes:
-        """Build the encrypted passive-reply envelope (spec §3.6) as JSON bytes.
+        """Build the encrypted passive-reply envelope (``encrypt``, ``msgsignature``,
+        ``timestamp``, ``nonce``) as JSON bytes.
 
         ``timestamp`` is emitted as given: an ``int`` becomes a JSON number, a ``str`` a JSON
         string (WeCom accepts both). Use the nonce of the callback being answered.

@@ -30,6 +30,8 @@ from .fleet_config import FleetBot, FleetConfig
 from .runner import drain_until_second_signal
 
 if TYPE_CHECKING:  # imported when a fleet runs: `import wecom_actors` stays light
+    from prometheus_client import CollectorRegistry
+
     from .admin import HttpRoutes
     from .webhook.server import WebhookServer
 
@@ -166,12 +168,16 @@ async def serve_fleet(
     :func:`~wecom_actors.serve_bot` call (e.g. ``transport_factory``).
     """
     from .admin import HttpRoutes
-    from .metrics import fleet_registry
     from .webhook.server import WebhookServer
 
     slots = [BotSlot(bot) for bot in fleet.bots]
     process = fleet.process
-    registry = fleet_registry(lambda: slots)
+
+    def registry() -> CollectorRegistry:
+        from .metrics import fleet_registry
+
+        return fleet_registry(lambda: slots)
+
     exhausted = False
     try:
         async with trio.open_nursery() as nursery:

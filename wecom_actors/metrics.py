@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from .admin import READY_STATES
 from .turnlog import DURATION_BUCKETS
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["READY_STATES", "FleetCollector", "fleet_registry", "render_metrics"]
 
-#: Bot states in which a bot takes messages: subscribed (long connection), serving (webhook).
-READY_STATES = frozenset({"subscribed", "serving"})
+#: READY_STATES (from admin.py): subscribed (long connection), serving (webhook), or standby (a
+#: replica waiting for its bot's lease).
 
 # statistics() field -> (metric name without _total, help)
 _COUNTERS = (
@@ -43,6 +44,14 @@ _COUNTERS = (
     ("frames_in", "wecom_frames_received", "Frames (long connection) or callbacks (webhook) received."),
     ("junk_frames", "wecom_junk_frames", "Inbound frames or requests refused as malformed."),
     ("pings_missed", "wecom_pings_missed", "Heartbeat pings without an ack."),
+)
+# LeaseStatistics field -> (metric name without _total, help); only for bots with redis_url
+_LEASE_COUNTERS = (
+    ("acquisitions", "wecom_lease_acquisitions", "Times this replica acquired its bot's lease."),
+    ("losses", "wecom_lease_losses", "Holding periods ended because renewals failed (connection closed)."),
+    ("kickouts", "wecom_lease_kickouts", "Kick-outs while holding the lease (another process subscribed)."),
+    ("renew_failures", "wecom_lease_renew_failures", "Lease renewals that got no answer from Redis."),
+    ("redis_errors", "wecom_redis_errors", "Redis calls of the lease that failed or timed out."),
 )
 _GAUGES = (
     ("sessions", "wecom_sessions", "Conversations with a live session."),
@@ -61,7 +70,9 @@ class FleetCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         slots = self._slots()
-        up = GaugeMetricFamily("wecom_bot_up", "1 while the bot is subscribed or serving, else 0.", labels=["bot"])
+        up = GaugeMetricFamily(
+            "wecom_bot_up", "1 while the bot is subscribed, serving or a standby replica, else 0.", labels=["bot"]
+        )
         state = GaugeMetricFamily("wecom_bot_state", "1 for the bot's current state.", labels=["bot", "state"])
         code = GaugeMetricFamily(
             "wecom_bot_exit_code", "Exit code of a bot stopped by a terminal error (absent while running).",
@@ -76,6 +87,9 @@ class FleetCollector(Collector):
         duration = HistogramMetricFamily(
             "wecom_handler_duration_seconds", "Seconds from the handler's start to its return.", labels=["bot"]
         )
+        held = GaugeMetricFamily("wecom_lease_held", "1 while this replica holds its bot's lease.", labels=["bot"])
+        token = GaugeMetricFamily("wecom_lease_fencing_token", "Fencing token of the last acquisition.", labels=["bot"])
+        lease_counters = {f: CounterMetricFamily(n, h, labels=["bot"]) for f, n, h in _LEASE_COUNTERS}
         for slot in slots:
             name = slot.name
             current = slot.state()
@@ -91,6 +105,11 @@ class FleetCollector(Collector):
                 family.add_metric([name], float(getattr(stats, field)))
             for field, gauge in gauges.items():
                 gauge.add_metric([name], float(getattr(stats, field)))
+            if stats.lease is not None:
+                held.add_metric([name], 1.0 if stats.lease.held else 0.0)
+                token.add_metric([name], float(stats.lease.fencing_token))
+                for field, family in lease_counters.items():
+                    family.add_metric([name], float(getattr(stats.lease, field)))
             turns = handle.turn_statistics()
             for kind, outcomes in sorted(turns.handled.items()):
                 for outcome, count in outcomes.items():
@@ -105,6 +124,9 @@ class FleetCollector(Collector):
         yield from gauges.values()
         yield handled
         yield duration
+        yield held
+        yield token
+        yield from lease_counters.values()
 
 
 def _le(bound: float) -> str:

@@ -1,4 +1,4 @@
-"""The per-conversation send limiter: 30 messages a minute and 1000 an hour (ws-protocol.md §4.1).
+"""The per-conversation send limiter: 30 messages a minute and 1000 an hour (docs/protocol-notes.md, 'Windows and quotas').
 
 WeCom counts replies and proactive pushes to one conversation together and answers the excess
 with an error (45009 in the bundled fake). The bot spends that budget deliberately instead:

@@ -1,4 +1,4 @@
-"""What ``wecom-actors run`` does once the settings are valid: one trio program per bot.
+"""Signal handling for the command line: serve until SIGINT/SIGTERM, drain, then stop.
 
 SIGINT/SIGTERM: stop taking new messages, give in-flight replies ``drain_timeout`` seconds to
 finish, then cancel (final frames are still sent, shielded and bounded), so the process exits 0
@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import trio
 
-from .bot import BotHandle, serve_bot, terminal_of
+from .config import BotConfig
 
 __all__ = ["run_cancellable_until_signal", "run_until_signal", "serve_until_signal"]
 
@@ -27,38 +26,13 @@ log = logging.getLogger("wecom_actors.run")
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-async def serve_until_signal(
-    config: Any,
-    handler: Callable[..., Any],
-    *,
-    on_started: Callable[[BotHandle], None] | None = None,
-    **kwargs: Any,
-) -> int:
-    """Serve one bot until SIGINT/SIGTERM, then drain and stop. Returns the exit code (0)."""
-    handle: BotHandle | None = None
-    try:
-        with trio.open_signal_receiver(*SHUTDOWN_SIGNALS) as signals:
-            async with trio.open_nursery() as nursery:
+async def serve_until_signal(config: BotConfig, handler: Callable[..., Any], **kwargs: Any) -> int:
+    """Serve one bot until SIGINT/SIGTERM, then drain and stop; returns the exit code (0). The
+    same path as ``wecom-actors run``: one bot is a fleet of one."""
+    from .fleet import run_fleet_until_signal
+    from .fleet_config import FleetConfig
 
-                async def watch() -> None:
-                    async for signum in signals:
-                        log.info("%s: draining in-flight replies, then stopping", signal.Signals(signum).name)
-                        if handle is not None:
-                            await drain_until_second_signal(partial(handle.drain, config.drain_timeout), signals)
-                        nursery.cancel_scope.cancel()
-                        return
-
-                nursery.start_soon(watch)
-                handle = await nursery.start(_serve, config, handler, kwargs)
-                if on_started is not None:
-                    on_started(handle)
-    except BaseExceptionGroup as eg:
-        terminal = terminal_of(eg)
-        if terminal is None:
-            raise
-        raise terminal from None
-    log.info("stopped")
-    return 0
+    return await run_fleet_until_signal(FleetConfig.single(config, handler), **kwargs)
 
 
 async def drain_until_second_signal(drain: Callable[[], Awaitable[bool]], signals: Any) -> None:
@@ -76,11 +50,6 @@ async def drain_until_second_signal(drain: Callable[[], Awaitable[bool]], signal
             log.warning("drain time over: replies still running were interrupted")
         nursery.cancel_scope.cancel()
 
-
-async def _serve(
-    config: Any, handler: Callable[..., Any], kwargs: dict[str, Any], *, task_status: trio.TaskStatus[BotHandle]
-) -> None:
-    await serve_bot(config, handler, task_status=task_status, **kwargs)
 
 
 async def run_cancellable_until_signal(main: Callable[[], Any]) -> int:

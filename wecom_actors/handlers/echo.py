@@ -1,4 +1,4 @@
-"""The built-in ``echo`` handler (DESIGN.md §6: fixed behaviour, both modes).
+"""The built-in ``echo`` handler (fixed behaviour, both modes; described in docs/index.md).
 
 It exercises every feature so that a user, or a conformance tool, can see each one work.
 """

@@ -12,6 +12,7 @@ import trio
 from ..cards import validate_card
 from ..core import BotCore, BotStatistics
 from ..handlers.turn import Handler
+from ..lease import lease_for
 from ..protocol.frames import Cmd
 from ..protocol.inbound import InboundMessage
 from ..protocol.replies import SendMsgBody, TemplateCard
@@ -76,6 +77,8 @@ class LongConnBot(BotCore):
         # per bot (§3.9), one budget under the key "uploads".
         self.limiter = RateLimiter()
         self.upload_limiter = RateLimiter()
+        # Replicas (redis_url set): the supervisor runs only while this replica holds the lease.
+        self.lease = lease_for(config, rng)
 
     async def run(self, handle: Any, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.handle = handle
@@ -83,13 +86,16 @@ class LongConnBot(BotCore):
             await nursery.start(self.streams.run)
             await nursery.start(self.correlator.run)
             await nursery.start(self.router.run)
-            await nursery.start(self.supervisor.run)
+            if self.lease is None:
+                await nursery.start(self.supervisor.run)
+            else:
+                await nursery.start(self.lease.run, self.supervisor.run)
             task_status.started()
 
     def statistics(self) -> BotStatistics:
         sup, corr = self.supervisor.totals(), self.correlator.statistics()
         return self._base_statistics(
-            state=self.supervisor.state,
+            state=self.supervisor.state if self.lease is None or self.lease.state == "held" else self.lease.state,
             connects=sup["connects"],
             reconnects=sup["reconnects"],
             requests_in_flight=corr.in_flight,
@@ -98,6 +104,7 @@ class LongConnBot(BotCore):
             frames_in=sup["frames_in"],
             junk_frames=sup["junk_frames"],
             pings_missed=sup["pings_missed"],
+            lease=None if self.lease is None else self.lease.statistics(),
             mailboxes={"router": self.router.mailbox_statistics(), "correlator": self.correlator.mailbox_statistics()},
         )
 

@@ -27,7 +27,7 @@ __all__ = [
 
 
 class Cmd(enum.StrEnum):
-    """Every command name of the long-connection protocol (ws-protocol.md §3)."""
+    """Every command name of the long-connection protocol (see docs/protocol-notes.md, 'Long-connection details')."""
 
     SUBSCRIBE = "aibot_subscribe"
     PING = "ping"

@@ -209,7 +209,7 @@ class TemplateCardEventData(msgspec.Struct, frozen=True):
 class _TemplateCardEventBody(msgspec.Struct, frozen=True):
     eventtype: str = "template_card_event"
     template_card_event: TemplateCardEventData | None = None
-    # The Node SDK's typings put these directly under ``event`` (ws-protocol.md §3.4.2).
+    # The Node SDK's typings put these directly under ``event``; WeCom's docs nest them.
     card_type: str | None = None
     event_key: str | None = None
     task_id: str | None = None

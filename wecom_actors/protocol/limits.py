@@ -1,4 +1,4 @@
-"""Protocol limits (ws-protocol.md §4.1, webhook-protocol.md §5-§8), in one place."""
+"""Protocol limits of both modes (see docs/protocol-notes.md), in one place."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ MAX_INBOUND_FILE_BYTES = 100 * 1024 * 1024
 
 
 class ErrCode:
-    """errcodes seen in acks (none but 0 is official; ws-protocol.md §4.3)."""
+    """errcodes seen in acks (none but 0 is official; see docs/protocol-notes.md, 'Error codes')."""
 
     OK = 0
     CONFLICT = 6000  # a second frame for a req_id while the first is in flight

@@ -99,7 +99,7 @@ class TextReply(_Reply, frozen=True, tag="text"):
     text: TextBody
 
 
-# --- template cards (webhook-protocol.md §6, ws-protocol.md §3.11) -------------------------------
+# --- template cards (the official 模板卡片类型 page) ---------------------------------------------
 
 
 class CardSource(_Body, frozen=True):

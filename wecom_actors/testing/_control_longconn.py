@@ -155,7 +155,11 @@ class LongConnSimulator(Simulator):
 
     def _frame(self, seq: int) -> dict[str, Any]:
         f = self.fake.frames[seq]
-        text = f.text if len(f.text) <= MAX_FRAME_TEXT else f.text[:MAX_FRAME_TEXT] + "…"
+        text = f.text
+        if f.cmd == "aibot_subscribe":  # the page and the feed show frames, never a bot's secret
+            for secret in {b.secret for b in self.fake._bots.values()}:
+                text = text.replace(secret, "***") if secret else text
+        text = text if len(text) <= MAX_FRAME_TEXT else text[:MAX_FRAME_TEXT] + "…"
         return {"seq": seq, "time": f.time, "direction": f.direction, "conn_id": f.conn_id,
                 "cmd": f.cmd, "req_id": f.req_id, "errcode": f.errcode, "text": text,
                 "delivered": f.delivered}  # fmt: skip

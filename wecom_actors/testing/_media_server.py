@@ -1,9 +1,11 @@
-"""The fake's loopback media host: encrypted media behind short-lived URLs (ws-protocol.md §6).
+"""The fake's loopback media host: encrypted media behind short-lived URLs.
+
+The scheme is described in docs/protocol-notes.md, 'Media decryption'.
 
 Each media payload the fake puts into a callback (image, file, video, mixed images) gets a fresh
 32-byte AES key and its own URL. ``GET <url>`` returns the ciphertext (AES-256-CBC, IV = key[:16],
 PKCS#7 padded to a multiple of 32 bytes) until ``ttl`` seconds of trio time have passed, then 404
-(§3.3: "URL valid 5 minutes"). Served by hypercorn's trio worker through a tiny ASGI app.
+(WeCom's media URLs are valid 5 minutes). Served by hypercorn's trio worker through a tiny ASGI app.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ class MediaStore:
     def add(self, data: bytes, *, filename: str | None, now: float) -> tuple[str, str]:
         """Encrypt ``data`` under a fresh key; return ``(url, aeskey)`` for the callback body.
 
-        The aeskey is base64 without ``=`` padding, which is how clients must expect it (§6 step
-        1: "add missing = padding first").
+        The aeskey is base64 without ``=`` padding, which is how clients must expect it (the official
+        SDKs add the missing ``=`` padding before decoding).
         """
         if not self.base_url:
             raise RuntimeError("the fake's media server is not serving yet")

@@ -1,9 +1,9 @@
 """The fake WeCom long-connection server: :class:`FakeWeCom` and how to serve it.
 
-Built from ``ws-protocol.md`` (section numbers below refer to it), not from any bot. The rules of
-the requests live in :mod:`._state`, the handling of each frame the bot sends (subscribe, acks and
-their timing) in :mod:`._openws_requests`; this module owns the sockets: accept, send, close and
-kick-out, pushes, idle timeout, and the views tests wait on.
+Built from the protocol's documentation (summarised in docs/protocol-notes.md), not from any
+bot. The rules of the requests live in :mod:`._state`, the handling of each frame the bot sends
+(subscribe, acks and their timing) in :mod:`._openws_requests`; this module owns the sockets:
+accept, send, close and kick-out, pushes, idle timeout, and the views tests wait on.
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ DEFAULT_CLOSE_CODES: Mapping[str, int] = {cause: 1000 for cause in CLOSE_CAUSES}
 
 
 def _check_close_code(code: int) -> int:
-    # RFC 6455 §7.4: the codes an endpoint may send in a Close frame.
+    # RFC 6455, section 7.4: the codes an endpoint may send in a Close frame.
     if not (code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011)
             or 3000 <= code <= 4999):  # fmt: skip
-        raise ValueError(f"{code} is not a close code a server may send (RFC 6455 §7.4)")
+        raise ValueError(f"{code} is not a close code a server may send (RFC 6455, section 7.4)")
     return code
 
 
@@ -177,7 +177,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
         return new_msgid(self._rng, self._wall(trio.current_time()), next(self._msg_ids))
 
     async def _push(self, cmd: str, body: dict[str, Any], bot_id: str | None) -> Callback:
-        """Push one callback to the bot's live connection (§3.3, §3.4)."""
+        """Push one callback to the bot's live connection."""
         bot = self._bot(bot_id)
         conn = self._live_conn(bot.bot_id)
         if conn is None:
@@ -225,7 +225,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
     async def _ack(
         self, conn: Conn, req_id: str, errcode: int, errmsg: str, body: Any = None
     ) -> None:
-        # §2.1: acks echo the request's req_id and carry no cmd.
+        # Acks echo the request's req_id and carry no cmd.
         frame: dict[str, Any] = {
             "headers": {"req_id": req_id},
             "errcode": errcode,
@@ -267,7 +267,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
             conn.close_done.set()
 
     def _kick(self, conn: Conn, *, close: bool) -> None:
-        """§3.4.4: ``disconnected_event`` to ``conn``, then (``close``) close it."""
+        """Kick-out: ``disconnected_event`` to ``conn``, then (``close``) close it."""
         conn.replaced = True
         if self._live.get(conn.bot_id or "") is conn:
             del self._live[conn.bot_id or ""]
@@ -310,7 +310,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
                 if request is None:
                     nursery.cancel_scope.cancel()
                     return
-                if request.path not in ("/", ""):  # §1: the endpoint is the bare URL
+                if request.path not in ("/", ""):  # the endpoint is the bare URL
                     await request.reject(404, body=b"not found")
                     nursery.cancel_scope.cancel()
                     return
@@ -356,7 +356,7 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
             self._notify()
 
     async def _idle_watchdog(self, conn: Conn) -> None:
-        # §3.2 / §4.1: "若长时间未收到心跳，服务端会主动断开连接"; the timeout is undocumented.
+        # WeCom: "若长时间未收到心跳，服务端会主动断开连接"; the timeout is undocumented.
         if self.idle_timeout is None:
             return
         while not conn.closing:

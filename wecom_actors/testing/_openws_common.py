@@ -10,21 +10,21 @@ __all__ = ["FakeErrcode", "Rejected", "integer", "obj", "param", "string", "with
 
 
 class FakeErrcode(enum.IntEnum):
-    """Every errcode the fake answers with. Only 0 is official (§4.3); the rest are the codes
+    """Every errcode the fake answers with. Only 0 is official; the rest are the codes
     seen in the field where there is one, and the fake's own documented choices otherwise."""
 
     OK = 0
-    CONFLICT = 6000  # §2.2 rule 4, §4.3
+    CONFLICT = 6000  # field report: a second frame on a req_id whose first is not acked
     INVALID_MEDIA_ID = 40007  # fake's choice (WeCom's general "invalid media_id")
     INVALID_MSGTYPE = 40008  # fake's choice (WeCom's general "invalid message type")
     INVALID_PARAMETER = 40058  # fake's choice: malformed body, upload errors, unknown cmd
     CONTENT_TOO_LONG = 45002  # fake's choice (WeCom's general "content size out of limit")
-    RATE_LIMITED = 45009  # fake's choice (WeCom's general "api freq out of limit"), §4.1
-    INVALID_REQ_ID = 846605  # §4.3
-    CONVERSATION_NOT_OPEN = 846607  # fake's choice, §3.8 precondition
+    RATE_LIMITED = 45009  # fake's choice (WeCom's general "api freq out of limit") (30/min, 1000/h)
+    INVALID_REQ_ID = 846605  # field report
+    CONVERSATION_NOT_OPEN = 846607  # fake's choice: push to a chat that never wrote
     STREAM_CLOSED = 846608  # fake's choice: stream finished or past its 6 minutes
-    NOT_SUBSCRIBED = 846609  # §4.3
-    INVALID_SECRET = 600041  # §3.1 (field report)
+    NOT_SUBSCRIBED = 846609  # field report
+    INVALID_SECRET = 600041  # field report: subscribe with a wrong secret
 
 
 class Rejected(Exception):
@@ -62,7 +62,7 @@ def integer(d: dict[str, Any], key: str) -> int:
 
 
 def within_rate(times: deque[float], now: float, what: str) -> None:
-    """Raise 45009 if one more event would exceed 30/min or 1000/h (§4.1, §3.9); else count it."""
+    """Raise 45009 if one more event would exceed 30/min or 1000/h; else count it."""
     while times and times[0] <= now - 3600.0:
         times.popleft()
     recent = 0

@@ -83,7 +83,7 @@ class FaultInjector:
     # --- socket faults ---------------------------------------------------------------------------
 
     def drop(self, *, bot_id: str | None = None) -> int:
-        """Abort the TCP connection(s): RST, no WebSocket close handshake (§8 scenario 14)."""
+        """Abort the TCP connection(s): RST, no WebSocket close handshake."""
         conns = self._conns(bot_id)
         for conn in conns:
             self._fake._abort(conn)
@@ -92,14 +92,14 @@ class FaultInjector:
     def close(
         self, code: int = 1000, *, reason: str | None = None, bot_id: str | None = None
     ) -> int:
-        """An orderly server-side WebSocket close with ``code`` (§4.4: codes are undocumented)."""
+        """An orderly server-side WebSocket close with ``code`` (WeCom documents no close codes)."""
         conns = self._conns(bot_id)
         for conn in conns:
             self._fake._start_close(conn, code, reason)
         return len(conns)
 
     def stall(self, *, bot_id: str | None = None) -> int:
-        """Half-open (§7 pitfall 21): the socket stays open, but everything the client sends is
+        """Half-open (seen in the field): the socket stays open, but everything the client sends is
         swallowed unread and nothing (no ack, no callback, no WS pong) is sent to it any more,
         until the client closes it. Callbacks pushed to a stalled connection are lost (recorded
         with ``delivered=False``). New connections are served normally."""
@@ -110,8 +110,8 @@ class FaultInjector:
         return len(conns)
 
     def kick(self, *, close: bool = True, bot_id: str | None = None) -> int:
-        """What a second subscriber causes (§3.4.4): ``disconnected_event``, then a close.
-        ``close=False`` leaves the socket open (§7 pitfall 10): pings are still answered, any
+        """What a second subscriber causes: ``disconnected_event``, then a close.
+        ``close=False`` leaves the socket open (seen in the field): pings are still answered, any
         other request gets 846609, and no callbacks are pushed to it."""
         conns = [c for c in self._conns(bot_id) if not c.replaced]
         for conn in conns:
@@ -121,7 +121,7 @@ class FaultInjector:
     async def kick_by_second_subscriber(
         self, *, bot_id: str | None = None, timeout: float = 10.0  # noqa: ASYNC109
     ) -> int:
-        """A real kick-out (§3.4.4): the fake connects to itself as a second client and
+        """A real kick-out: the fake connects to itself as a second client and
         subscribes with the bot's credentials, so the bot's connection is replaced exactly as a
         second instance of the bot would replace it. Returns the intruder's connection id.
 
@@ -174,7 +174,7 @@ class FaultInjector:
             await ws.send_message(json.dumps(frame))  # type: ignore[attr-defined]
 
     def send_junk(self, text: str, *, bot_id: str | None = None) -> int:
-        """Push ``text`` verbatim as one text frame (§8 scenario 18: non-JSON payloads)."""
+        """Push ``text`` verbatim as one text frame (non-JSON payloads)."""
         conns = self._conns(bot_id)
         for conn in conns:
             conn.nursery.start_soon(self._fake._send_text, conn, text, None)
@@ -220,7 +220,7 @@ class FaultInjector:
     def drop_acks(
         self, *, cmd: str | None = "ping", count: int | None = None, bot_id: str | None = None
     ) -> None:
-        """Apply the next ``count`` requests of ``cmd`` but swallow their acks (§8 scenario 5)."""
+        """Apply the next ``count`` requests of ``cmd`` but swallow their acks (missed pongs)."""
         faults = self.for_bot(self._fake._bot(bot_id).bot_id)
         faults.drops.append(Rule(cmd, _count(count)))
 
@@ -228,7 +228,7 @@ class FaultInjector:
         self, count: int | None = None, errcode: int = 600041, *, bot_id: str | None = None
     ) -> None:
         """Refuse the next ``count`` subscribes of the bot (``None``: all) even with the right
-        secret: ack ``errcode``, then close the socket, like a wrong secret (§8 scenario 2)."""
+        secret: ack ``errcode``, then close the socket, like a wrong secret."""
         faults = self.for_bot(self._fake._bot(bot_id).bot_id)
         faults.refuse.append(Rule("aibot_subscribe", _count(count), errcode=errcode))
 

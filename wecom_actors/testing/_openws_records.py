@@ -114,7 +114,7 @@ class StreamView:
 
 @dataclass(frozen=True, slots=True)
 class UploadedMedia:
-    """A temporary media the bot uploaded through the chunked upload (ws-protocol.md §3.9)."""
+    """A temporary media the bot uploaded through the chunked upload."""
 
     media_id: str
     type: str

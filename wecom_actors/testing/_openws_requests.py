@@ -1,4 +1,4 @@
-"""Handling what the bot sends the fake: every frame is recorded, then a subscribe (§3.1) is
+"""Handling what the bot sends the fake: every frame is recorded, then a subscribe is
 answered, or a request is checked (subscribed first, one frame per req_id at a time), delayed,
 dropped or failed as the fault injector says, judged by the rules of :mod:`._state` and acked.
 """
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["RequestsMixin"]
 
 _decode = msgspec.json.Decoder().decode
-_CONFLICT_MSG = "more than one callers at the same time, data version conflict"  # §4.3
+_CONFLICT_MSG = "more than one callers at the same time, data version conflict"  # as seen in the field
 
 
 class RequestsMixin:
@@ -75,7 +75,7 @@ class RequestsMixin:
             await self._on_subscribe(conn, req_id, body)
             return
         if not conn.subscribed or (conn.replaced and cmd != "ping"):
-            # §4.3, §8 scenario 3: nothing but subscribe before a successful subscribe.
+            # Nothing but subscribe before a successful subscribe.
             await self._ack(
                 conn, req_id, FakeErrcode.NOT_SUBSCRIBED, "aibot websocket not subscribed"
             )
@@ -83,7 +83,7 @@ class RequestsMixin:
         bot = self._bots[conn.bot_id or ""]
         key = (bot.bot_id, req_id)
         if key in self._in_flight:
-            # §2.2 rule 4, §8 scenario 7: a second frame while the first is being processed.
+            # One frame per req_id at a time: a second frame while the first is being processed.
             self._rules.count_rejected(bot, cmd, req_id, body)
             await self._ack(conn, req_id, FakeErrcode.CONFLICT, _CONFLICT_MSG)
             return
@@ -125,8 +125,8 @@ class RequestsMixin:
             await self._ack(conn, req_id, errcode, errmsg, ack_body)
 
     async def _on_subscribe(self, conn: Conn, req_id: str, body: Any) -> None:
-        """§3.1: check bot_id + secret (extra keys such as scene, plug_version are fine); ack;
-        only then make this the bot's live connection, kicking the previous one (§3.4.4)."""
+        """Check bot_id + secret (extra keys such as scene, plug_version are fine); ack;
+        only then make this the bot's live connection, kicking the previous one."""
         body = body if isinstance(body, dict) else {}
         bot_id, secret = body.get("bot_id"), body.get("secret")
         bot = self._bots.get(bot_id) if isinstance(bot_id, str) else None
@@ -137,7 +137,7 @@ class RequestsMixin:
         elif faults and (rule := faults.take(faults.refuse, "aibot_subscribe")) is not None:
             refused = (rule.errcode, "invalid secret" if rule.errcode == 600041 else "injected")
         if refused is not None:
-            # §8 scenario 2: the fake closes the socket after a refused subscribe.
+            # The fake closes the socket after a refused subscribe.
             self._subscribes_refused += 1
             self._notify()
             await self._ack(conn, req_id, *refused)
@@ -161,7 +161,7 @@ class RequestsMixin:
             and self._live.get(conn.bot_id or "") is conn
         ):
             del self._live[conn.bot_id or ""]
-        # Callbacks may flow only from here on: never before the subscribe ack (§8 scenario 1).
+        # Callbacks may flow only from here on: never before the subscribe ack.
         conn.bot_id, conn.subscribed, conn.replaced = bot.bot_id, True, False
         old = self._live.get(bot.bot_id)
         self._live[bot.bot_id] = conn

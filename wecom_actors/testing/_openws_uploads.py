@@ -1,4 +1,4 @@
-"""The chunked temp-media upload of the fake (ws-protocol.md §3.9), as a mixin of ``Rules``."""
+"""The chunked temp-media upload of the fake (see docs/protocol-notes.md, 'Chunked upload'), as a mixin of ``Rules``."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Media", "UploadRules"]
 
-UPLOAD_TYPES = frozenset({"file", "image", "voice", "video"})  # §3.9
-MAX_CHUNK_BYTES = 512 * 1024  # §3.9
-MAX_CHUNKS = 100  # §3.9
-UPLOAD_TTL = 1800.0  # §3.9
-MEDIA_TTL = 3 * 24 * 3600.0  # §3.9 "resulting media valid 3 days"
+UPLOAD_TYPES = frozenset({"file", "image", "voice", "video"})
+MAX_CHUNK_BYTES = 512 * 1024  # before base64
+MAX_CHUNKS = 100
+UPLOAD_TTL = 1800.0  # an upload session lives 30 minutes
+MEDIA_TTL = 3 * 24 * 3600.0  # the media is valid 3 days
 
 
 @dataclass(slots=True)
@@ -72,7 +72,7 @@ class UploadRules:
         md5 = body.get("md5")
         if md5 is not None and not isinstance(md5, str):
             raise param("md5 must be a string")
-        if self.rate_limit:  # §3.9: 30 uploads/min and 1000/h per bot
+        if self.rate_limit:  # 30 uploads/min and 1000/h per bot
             within_rate(bot.upload_inits, now, "uploads")
         upload_id = self.token("up-")
         bot.uploads[upload_id] = Upload(mtype, filename, total_size, total_chunks, md5, now)
@@ -93,7 +93,7 @@ class UploadRules:
     ) -> None:
         _, up = self._session(bot, body, now)
         index = integer(body, "chunk_index")
-        if not 0 <= index < up.total_chunks:  # §3.9 CONFLICT: 0-based, like the Node SDK sends
+        if not 0 <= index < up.total_chunks:  # 0-based, like the Node SDK sends
             raise param(f"chunk_index must be in 0..{up.total_chunks - 1}")
         try:
             data = base64.b64decode(string(body, "base64_data"), validate=True)

@@ -80,7 +80,7 @@ class ViewsMixin:
         return streams[-1].view() if streams else None
 
     def media(self, media_id: str, *, bot_id: str | None = None) -> UploadedMedia | None:
-        """A media the bot uploaded (§3.9), with its bytes."""
+        """A media the bot uploaded (chunked upload), with its bytes."""
         m = self._bot(bot_id).media.get(media_id)
         return (
             None if m is None else UploadedMedia(m.media_id, m.type, m.filename, m.data, m.created)

@@ -3,7 +3,8 @@
 :class:`Rules` owns everything a request can read or change: the callbacks the fake pushed, the
 conversations (what the user sees), streams, uploads and media. :meth:`Rules.handle` takes one
 decoded request of a subscribed connection plus the trio time it arrived and returns the ack
-(errcode, errmsg, body). Section numbers (§) refer to ``ws-protocol.md``.
+(errcode, errmsg, body). The protocol facts behind the rules are in docs/protocol-notes.md
+('Long-connection details'); the rules as a table in docs/testing-fake-openws.md.
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ from ._openws_uploads import MEDIA_TTL, UPLOAD_TYPES, Media, Upload, UploadRules
 
 __all__ = ["BotState", "CallbackInfo", "FakeErrcode", "Rejected", "Rules"]
 
-MAX_CONTENT_BYTES = 20480  # §3.6.1, §3.6.2
-MAX_FEEDBACK_ID_BYTES = 256  # §3.6.1
-MAX_MSG_ITEMS = 10  # §3.6.1
-STREAM_WINDOW = 360.0  # §3.6.1 "6分钟超时限制"
-EVENT_REPLY_WINDOW = 5.0  # §3.5, §3.7
-REPLY_WINDOW = 24 * 3600.0  # §4.1 "24 小时内可以往该会话回复消息"
+MAX_CONTENT_BYTES = 20480  # stream and markdown content, UTF-8 bytes
+MAX_FEEDBACK_ID_BYTES = 256
+MAX_MSG_ITEMS = 10  # stream images, finish frame only
+STREAM_WINDOW = 360.0  # a stream lives 6 minutes from its first frame ("6分钟超时限制")
+EVENT_REPLY_WINDOW = 5.0  # welcome and card update
+REPLY_WINDOW = 24 * 3600.0  # "24 小时内可以往该会话回复消息": replies within 24 h
 CARD_TYPES = frozenset(
     {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
-)  # §3.11
-MAX_BUTTONS = 6  # §3.11
-_TASK_ID = re.compile(r"[0-9A-Za-z_\-@]{1,128}")  # §3.11
+)  # the five template card types
+MAX_BUTTONS = 6
+_TASK_ID = re.compile(r"[0-9A-Za-z_\-@]{1,128}")  # unique per bot
 
 
 def _check_content(content: str, what: str) -> None:
@@ -80,7 +81,7 @@ class _Bubble:
 
 @dataclass(slots=True)
 class CallbackInfo:
-    """What the fake remembers of a pushed callback to judge the replies to it (§2.2 rule 3)."""
+    """What the fake remembers of a pushed callback to judge the replies to it (they reuse its req_id)."""
 
     req_id: str
     bot_id: str
@@ -120,8 +121,8 @@ class BotState:
         self.secret = secret
         self.subscribes_ok = 0
         self.conversations: dict[str, list[_Bubble]] = {}
-        self.opened: set[str] = set()  # conversations that messaged the bot (§3.8)
-        self.sends: dict[str, deque[float]] = {}  # per conversation, for §4.1 rates
+        self.opened: set[str] = set()  # conversations that messaged the bot (may get pushes)
+        self.sends: dict[str, deque[float]] = {}  # per conversation, for the rate limits
         self.upload_inits: deque[float] = deque()
         self.streams: dict[str, _Stream] = {}
         self.uploads: dict[str, Upload] = {}
@@ -133,7 +134,7 @@ class BotState:
 
 
 class Rules(UploadRules):
-    """The request rules of §3 and §4 over the fake's state."""
+    """The request rules of the long-connection protocol over the fake's state."""
 
     def __init__(
         self,
@@ -166,13 +167,13 @@ class Rules(UploadRules):
         if cmd == "aibot_msg_callback":
             kind = "message"
             if conv:
-                bot.opened.add(conv)  # §3.8 precondition: the user has messaged the bot
+                bot.opened.add(conv)  # push precondition: the user has messaged the bot
         elif cmd == "aibot_event_callback":
             event = body.get("event")
             if isinstance(event, dict):
                 kind = str(event.get("eventtype", "other"))
                 tce = event.get("template_card_event")
-                src = tce if isinstance(tce, dict) else event  # §3.4.2 nested, flat fallback
+                src = tce if isinstance(tce, dict) else event  # nested layout, flat fallback
                 tid = src.get("task_id")
                 task_id = tid if isinstance(tid, str) else None
         info = CallbackInfo(req_id, bot.bot_id, conn_id, kind, conv, now, task_id)
@@ -211,19 +212,19 @@ class Rules(UploadRules):
             st.rejected += 1
 
     def _reply_target(self, bot: BotState, conn_id: int, req_id: str) -> CallbackInfo:
-        # §2.2 rule 3: replies reuse the req_id of a callback the server pushed.
+        # Replies reuse the req_id of a callback the server pushed.
         cb = self.callbacks.get(req_id)
         if cb is None or cb.bot_id != bot.bot_id:
             raise Rejected(FakeErrcode.INVALID_REQ_ID, "invalid req_id")
         if self.stale_req_ids and cb.conn_id != conn_id:
-            # §4.2 CONFLICT, hermes#52820: req_ids die with their connection.
+            # Stale req_ids (see protocol-notes.md): req_ids die with their connection.
             raise Rejected(
                 FakeErrcode.INVALID_REQ_ID, "invalid req_id (pushed on another connection)"
             )
         return cb
 
     def _count_message(self, bot: BotState, conv: str, now: float) -> None:
-        # §4.1: replies + pushes, 30/min and 1000/h per conversation. Must be the last check.
+        # Replies + pushes, 30/min and 1000/h per conversation. Must be the last check.
         if self.rate_limit:
             within_rate(bot.sends.setdefault(conv, deque()), now, "messages")
 
@@ -245,7 +246,7 @@ class Rules(UploadRules):
         return card
 
     def _media_ref(self, bot: BotState, body: dict[str, Any], msgtype: str, now: float) -> Media:
-        # §3.6.5: media replies carry a media_id from §3.9 (valid 3 days).
+        # Media replies carry a media_id from a chunked upload (valid 3 days).
         media_id = string(obj(body, msgtype), "media_id")
         media = bot.media.get(media_id)
         if media is None or now - media.created > MEDIA_TTL:
@@ -270,7 +271,7 @@ class Rules(UploadRules):
     def _message(
         self, bot: BotState, conv: str, req_id: str, body: dict[str, Any], now: float, *, push: bool
     ) -> None:
-        """A markdown / template_card / media message (§3.6.2, §3.6.3, §3.6.5, §3.8)."""
+        """A markdown / template_card / media message (a reply or a push)."""
         msgtype = body.get("msgtype")
         if msgtype == "markdown":
             md = obj(body, "markdown")
@@ -302,10 +303,10 @@ class Rules(UploadRules):
     def respond_msg(
         self, bot: BotState, conn_id: int, req_id: str, body: dict[str, Any], now: float
     ) -> None:
-        """§3.6: a reply to a message callback."""
+        """``aibot_respond_msg``: a reply to a message callback."""
         cb = self._reply_target(bot, conn_id, req_id)
         if cb.kind != "message":
-            # §3.4.2, §3.5: event req_ids cannot carry aibot_respond_msg.
+            # Event req_ids cannot carry aibot_respond_msg.
             raise Rejected(FakeErrcode.INVALID_REQ_ID, f"invalid req_id (a {cb.kind} event)")
         if now - cb.pushed_at > REPLY_WINDOW:
             raise Rejected(FakeErrcode.INVALID_REQ_ID, "invalid req_id (older than 24 h)")
@@ -318,7 +319,7 @@ class Rules(UploadRules):
     def _stream_frame(
         self, bot: BotState, cb: CallbackInfo, body: dict[str, Any], now: float, *, with_card: bool
     ) -> None:
-        """§3.6.1 / §3.6.4: one frame of a stream; first use of an id creates the bubble."""
+        """One frame of a stream (with or without a card); first use of an id creates the bubble."""
         stream = obj(body, "stream")
         sid = string(stream, "id")
         st = bot.streams.get(sid)
@@ -366,7 +367,7 @@ class Rules(UploadRules):
 
     @staticmethod
     def _check_msg_items(items: Any, finish: bool) -> tuple[dict[str, Any], ...]:
-        # §3.6.1: images only, at most 10, base64 + md5 of the raw bytes, finish frame only.
+        # Images only, at most 10, base64 + md5 of the raw bytes, finish frame only.
         if items is None:
             return ()
         if not finish:
@@ -388,7 +389,7 @@ class Rules(UploadRules):
     def respond_welcome(
         self, bot: BotState, conn_id: int, req_id: str, body: dict[str, Any], now: float
     ) -> None:
-        """§3.5: text or template_card, enter_chat only, within 5 s, once."""
+        """A welcome: text or template_card, enter_chat only, within 5 s, once."""
         cb = self._reply_target(bot, conn_id, req_id)
         if cb.kind != "enter_chat":
             raise Rejected(FakeErrcode.INVALID_REQ_ID, f"invalid req_id (a {cb.kind} callback)")
@@ -418,7 +419,7 @@ class Rules(UploadRules):
     def respond_update(
         self, bot: BotState, conn_id: int, req_id: str, body: dict[str, Any], now: float
     ) -> None:
-        """§3.7: replace the card of a template_card_event within 5 s, same task_id."""
+        """A card update: replace the card of a template_card_event within 5 s, same task_id."""
         cb = self._reply_target(bot, conn_id, req_id)
         if cb.kind != "template_card_event":
             raise Rejected(FakeErrcode.INVALID_REQ_ID, f"invalid req_id (a {cb.kind} callback)")
@@ -444,7 +445,7 @@ class Rules(UploadRules):
     def send_msg(
         self, bot: BotState, conn_id: int, req_id: str, body: dict[str, Any], now: float
     ) -> None:
-        """§3.8: proactive push to a conversation that has messaged the bot."""
+        """``aibot_send_msg``: proactive push to a conversation that has messaged the bot."""
         chatid = string(body, "chatid")
         if chatid not in bot.opened:
             raise Rejected(

@@ -1,6 +1,7 @@
 """A fake WeCom for webhook-mode bots: it plays WeCom against a bot's callback URL.
 
-Built from webhook-protocol.md, not from the bot (its crypto is its own, ~40 lines of §3), so a
+Built from the protocol's documentation (summarised in docs/protocol-notes.md, 'Webhook
+details'), not from the bot (its crypto is its own, ~40 lines), so a
 bot can be tested against it without trusting the bot's own code::
 
     async with open_fake_webhook(url, token=TOKEN, encoding_aes_key=KEY) as fake:
@@ -8,28 +9,28 @@ bot can be tested against it without trusting the bot's own code::
         view = await fake.send_text("hello")       # POST, then refresh polls until finish
         assert view.finished and view.content == "hello"
 
-What it does, per spec section:
+What it does, per part of the protocol:
 
-* §2 ``verify_url()``: GET with a percent-encoded echostr; the answer must be the bare plaintext
+* URL verification, ``verify_url()``: GET with a percent-encoded echostr; the answer must be the bare plaintext
   within 1 s.
-* §3-§5 ``send_*``: sign and encrypt each callback (fresh nonce and timestamp), POST it, verify
+* callbacks and answers, ``send_*``: sign and encrypt each callback (fresh nonce and timestamp), POST it, verify
   and decrypt the answer (signature over the answer's own timestamp and nonce; the nonce must
   be the request's), then poll stream refreshes every ``poll_interval`` s of trio time until
   ``finish`` or ``stream_window`` (6 min) after the message. Empty answers (empty body,
   ``success``, encrypted ``{}``) count as "no reply". Answers are checked: stream id kept,
   content at most 20480 bytes, ``msg_item`` only on the finish frame with matching md5, a
-  template card at most once, only the reply types allowed for each callback (§5.1).
-* §5.3 at most ``max_in_flight`` (3) messages of one user in flight: one more raises.
-* §7 every message gets a ``response_url`` on the fake's loopback HTTP server: one POST is
+  template card at most once, only the reply types allowed for each callback.
+* polling: at most ``max_in_flight`` (3) messages of one user in flight: one more raises.
+* response_url: every message gets a ``response_url`` on the fake's loopback HTTP server: one POST is
   accepted within one hour; later ones get an errcode JSON (:class:`FakeWebhookErrcode`).
-* §8.1 media (image, file, video, mixed images) is served encrypted with the EncodingAESKey from
+* media (image, file, video, mixed images) is served encrypted with the EncodingAESKey from
   the same server, for ``media_ttl`` (5 min); the bot must allow private addresses to fetch it.
 
 Each ``send_*`` returns a :class:`WebhookView`: what the user saw. With ``strict=True`` (the
 default) a protocol violation raises :class:`WebhookConformanceError`; otherwise it is recorded
 in ``view.errors``.
 
-The parts: :mod:`._webhook_crypto` (§3, written from the spec), :mod:`._webhook_records` (what
+The parts: :mod:`._webhook_crypto` (written from the protocol's description), :mod:`._webhook_records` (what
 the fake records and raises) and :mod:`._webhook_server` (its own media and response_url
 server); this module drives the bot.
 """
@@ -165,7 +166,7 @@ class FakeWebhookWeCom(ServerMixin):
     # --- driving the bot ---------------------------------------------------------------------
 
     async def verify_url(self, plaintext: str | None = None, *, percent_encode: bool = True) -> VerifyResult:
-        """§2: GET ``?msg_signature&timestamp&nonce&echostr``; the bot must echo ``plaintext``."""
+        """URL verification: GET ``?msg_signature&timestamp&nonce&echostr``; the bot must echo ``plaintext``."""
         plaintext = plaintext or str(self._rng.randrange(10**18, 10**19))
         encrypt = self._encrypt(plaintext.encode())
         ts, nonce = self._ts_nonce()
@@ -237,9 +238,9 @@ class FakeWebhookWeCom(ServerMixin):
         return new_msgid(self._rng, int(self.wall_clock()), self._n)
 
     def message(self, userid: str, msgtype: str, fields: dict[str, Any], *, chatid: str | None = None, msgid: str | None = None) -> dict[str, Any]:
-        """A message callback body (§4.2); a group message only for text and mixed (§8.2)."""
+        """A message callback body; a group message only for text and mixed (as WeCom sends them)."""
         if chatid is not None and msgtype not in ("text", "mixed"):
-            raise ValueError(f"{msgtype} messages come from single chats only (spec §4)")
+            raise ValueError(f"{msgtype} messages come from single chats only")
         body: dict[str, Any] = {"msgid": msgid or self.new_msgid(), "aibotid": self.aibotid}
         if chatid is not None:
             body["chatid"] = chatid
@@ -268,9 +269,9 @@ class FakeWebhookWeCom(ServerMixin):
         """POST one callback, check its answer and poll its stream; returns what the user saw."""
         msgtype = payload["msgtype"]
         user = payload["from"]["userid"]
-        counted = msgtype not in ("event", "stream")  # §5.3 limits the user's messages
+        counted = msgtype not in ("event", "stream")  # the in-flight limit counts the user's messages
         if counted and self._in_flight.get(user, 0) >= self.max_in_flight:
-            raise RuntimeError(f"user {user} already has {self.max_in_flight} messages in flight (spec §5.3)")
+            raise RuntimeError(f"user {user} already has {self.max_in_flight} messages in flight")
         view = WebhookView(payload["msgid"], msgtype, user, payload.get("chatid"), payload, trio.current_time())
         if payload.get("response_url") == "":
             payload["response_url"] = view.response_url = self._issue_response_url(view)
@@ -298,10 +299,10 @@ class FakeWebhookWeCom(ServerMixin):
             elif eventtype == "template_card_event" and kind == "update_template_card":
                 task_id = view.payload["event"]["template_card_event"]["task_id"]
                 if (reply or {}).get("template_card", {}).get("task_id") != task_id:
-                    self._fail(view, "the updated card must keep the event's task_id (spec §6)")
+                    self._fail(view, "the updated card must keep the event's task_id")
                 view.update = reply
             elif kind is not None:
-                self._fail(view, f"{kind!r} is not a valid answer to a {eventtype} event (spec §5.1)")
+                self._fail(view, f"{kind!r} is not a valid answer to a {eventtype} event")
             return
         if reply is None:
             return
@@ -311,7 +312,7 @@ class FakeWebhookWeCom(ServerMixin):
         elif kind in ("stream", "stream_with_template_card"):
             self._take_stream(view, reply, first=True)
         else:
-            self._fail(view, f"{kind!r} is not a valid answer to a message (spec §5.1)")
+            self._fail(view, f"{kind!r} is not a valid answer to a message")
 
     async def _poll(self, view: WebhookView) -> None:
         deadline = view.created + self.stream_window
@@ -329,10 +330,10 @@ class FakeWebhookWeCom(ServerMixin):
             refresh["from"] = user
             reply = await self._post(view, refresh, record=False)
             if reply is None:
-                view.empty_refreshes += 1  # tolerated (§10.6): keep polling
+                view.empty_refreshes += 1  # tolerated: keep polling
                 continue
             if reply.get("msgtype") not in ("stream", "stream_with_template_card"):
-                self._fail(view, "a stream refresh may only be answered with a stream (spec §4.10)")
+                self._fail(view, "a stream refresh may only be answered with a stream")
                 return
             self._take_stream(view, reply, first=False)
             view.refreshes.append(view.content)
@@ -352,9 +353,9 @@ class FakeWebhookWeCom(ServerMixin):
             content = str(content)
         items = stream.get("msg_item") or []
         if items and not finish:
-            self._fail(view, "msg_item is allowed only in the finish=true answer (spec §5.2)")
+            self._fail(view, "msg_item is allowed only in the finish=true answer")
         if len(items) > MAX_MSG_ITEMS:
-            self._fail(view, f"at most {MAX_MSG_ITEMS} msg_item images (spec §5.2)")
+            self._fail(view, f"at most {MAX_MSG_ITEMS} msg_item images")
         for item in items:
             image = item.get("image", {}) if isinstance(item, dict) else {}
             raw = base64.b64decode(image.get("base64", ""))
@@ -362,7 +363,7 @@ class FakeWebhookWeCom(ServerMixin):
                 self._fail(view, "a msg_item image's md5 does not match its base64 data")
         if reply.get("template_card") is not None:
             if view.card is not None:
-                self._fail(view, "a template card may be sent once per message (spec §5.2)")
+                self._fail(view, "a template card may be sent once per message")
             view.card = reply["template_card"]
         view.answers.append(reply)
         view.content = content
@@ -395,7 +396,7 @@ class FakeWebhookWeCom(ServerMixin):
             return None
 
     def open_reply(self, body: bytes, nonce: str) -> dict[str, Any] | None:
-        """Verify and decrypt an answer envelope (§3.6); ``None`` for an empty answer.
+        """Verify and decrypt an answer envelope; ``None`` for an empty answer.
 
         Raises ValueError when the envelope is malformed, its signature does not verify over its
         own timestamp and nonce, or its nonce is not the request's.
@@ -408,7 +409,7 @@ class FakeWebhookWeCom(ServerMixin):
         except (ValueError, KeyError, TypeError):
             raise ValueError(f"the answer is not an encrypted envelope: {body[:120]!r}") from None
         if answer_nonce != nonce:
-            raise ValueError("the answer's nonce must be the callback's nonce (spec §3.6)")
+            raise ValueError("the answer's nonce must be the callback's nonce")
         if not isinstance(ts, int | str) or not str(ts).isdigit():
             raise ValueError("the answer's timestamp must be seconds (a number or a digit string)")
         if sign(self.token, str(ts), answer_nonce, encrypt) != signature:

@@ -1,4 +1,4 @@
-"""The fake webhook WeCom's crypto (webhook-protocol.md §3), independent of wecom_actors.crypto.
+"""The fake webhook WeCom's crypto, independent of wecom_actors.crypto.
 
 Written from the spec, not from the bot, so the fake can check a bot without trusting the bot's
 own code: AES-256-CBC with the EncodingAESKey (IV = its first 16 bytes), PKCS#7 padding to 32

@@ -1,5 +1,5 @@
 """What the fake webhook WeCom records and raises: each callback's view, the response_url posts,
-the URL verification result, and the fake's own errcodes (webhook-protocol.md)."""
+the URL verification result, and the fake's own errcodes."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ __all__ = [
     "WebhookView",
 ]
 
-CONTENT_LIMIT = 20480  # §5.2 stream content, §7 markdown content (UTF-8 bytes)
-MAX_MSG_ITEMS = 10  # §5.2
+CONTENT_LIMIT = 20480  # stream content, response_url markdown (UTF-8 bytes)
+MAX_MSG_ITEMS = 10  # stream images, finish answer only
 
 
 class WebhookConformanceError(AssertionError):
@@ -26,7 +26,7 @@ class WebhookConformanceError(AssertionError):
 
 
 class FakeWebhookErrcode(enum.IntEnum):
-    """Answers of the fake's response_url endpoint. The real codes are undocumented (spec §11):
+    """Answers of the fake's response_url endpoint. The real codes are undocumented:
     these are the fake's own choices."""
 
     OK = 0

@@ -1,4 +1,4 @@
-"""The fake webhook WeCom's own HTTP server: encrypted media (§8.1) and response_urls (§7).
+"""The fake webhook WeCom's own HTTP server: encrypted media and response_urls.
 
 :class:`ServerMixin` holds the methods of :class:`~wecom_actors.testing.FakeWebhookWeCom` that
 hand out media and response_url addresses and answer the bot's requests to them (an ASGI app
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RESPONSE_PATH", "IssuedUrl", "ServerMixin"]
 
-RESPONSE_PATH = "/cgi-bin/aibot/response"  # WeCom's response_url path (§7)
+RESPONSE_PATH = "/cgi-bin/aibot/response"  # WeCom's response_url path
 
 
 @dataclass
@@ -88,7 +88,7 @@ class ServerMixin:
         return f"{self._rng.getrandbits(96):024x}"
 
     def _issue_response_url(self, view: WebhookView) -> str:
-        """A fresh response_url for ``view``, accepting one POST for ``response_url_ttl`` (§7).
+        """A fresh response_url for ``view``, accepting one POST for ``response_url_ttl`` (an hour at WeCom).
         Shaped like WeCom's: ``.../cgi-bin/aibot/response?response_code=CODE``."""
         code = new_response_code(self._rng)
         self._urls[code] = IssuedUrl(view, trio.current_time())

@@ -225,7 +225,7 @@ class WebhookApp:
         if answer is None:
             await _respond(send, 200, b"")
             return
-        # Answer with the callback's own nonce (spec §3.6) and its timestamp, as a JSON number.
+        # Answer with the callback's own nonce (docs/protocol-notes.md, 'Envelopes') and its timestamp, as a JSON number.
         await _respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=int(timestamp)))
         on_sent = getattr(answer, "on_sent", None)
         if on_sent is not None:  # a final stream answer counts as delivered once sent whole

@@ -4,7 +4,8 @@
 
     WebhookBot.run ┬─ Router           dedupe-free here (done below), sessions, handler workers
                    ├─ StreamTable      sweeper: evicts exchanges after WeCom's 6-minute window
-                   └─ WebhookServer    hypercorn + WebhookApp: verify, decrypt, respond()
+                   ├─ WebhookServer    hypercorn + WebhookApp: verify, decrypt, respond()
+                   └─ SharedStreams    with redis_url: msgid claims and stream snapshots in Redis
 
 A callback POST reaches :meth:`WebhookBot.respond`. A stream refresh is answered from its
 stream's snapshot (before any msgid dedupe: refreshes may reuse the msgid). A message or event
@@ -37,7 +38,9 @@ from ..protocol.inbound import (
     UnknownEvent,
     UnknownMessage,
 )
+from ..redis_link import RedisUnavailable
 from .app import MAX_FUTURE_SKEW, Rejected, WebhookApp
+from .replicated import shared_streams_for
 from .replies import WebhookReplies
 from .response_url import ResponseUrls
 from .server import WebhookServer
@@ -114,6 +117,8 @@ class WebhookBot(BotCore):
         self._accepting = True
         self._rejected: dict[int, int] = {}
         self.wcounts = dict.fromkeys(("callbacks", "redeliveries", "verifications"), 0)
+        # Replicas (redis_url set): msgid dedupe and stream snapshots shared through Redis.
+        self.shared = shared_streams_for(config)
 
     # --- the mode's actors ---------------------------------------------------------------------
 
@@ -124,6 +129,8 @@ class WebhookBot(BotCore):
                 await nursery.start(self.streams.run)
                 await nursery.start(self.router.run)
                 await nursery.start(self.table.run_sweeper)
+                if self.shared is not None:
+                    await nursery.start(self.shared.run)
                 self.port = await nursery.start(self.server.run)
                 self.state = "serving"
                 task_status.started()
@@ -167,6 +174,8 @@ class WebhookBot(BotCore):
         """The plaintext answer to one decrypted callback (``None``: an empty 200)."""
         self.wcounts["callbacks"] += 1
         if isinstance(message, StreamRefresh):
+            if self.shared is not None and not self.shared.is_local(message.stream.id):
+                return await self._shared_refresh(message.stream.id)
             return self.table.refresh(message.stream.id)
         msgid = message.msgid
         ex = self.table.get(msgid) if msgid else None
@@ -183,7 +192,16 @@ class WebhookBot(BotCore):
         elif not self._accepting:
             raise Rejected(503, "shutting down: not taking new messages")
         else:
-            ex = self._open(message)
+            stream_id = None
+            if self.shared is not None and msgid:
+                stream_id = "" if isinstance(message, EventMessage) else self.ids.stream_id()
+                owner = await self._shared_claim(msgid, stream_id)
+                if owner is not None:  # delivered before, to another replica: answer as it would
+                    self.wcounts["redeliveries"] += 1
+                    return await self.shared.answer_for(owner)
+            ex = self._open(message, stream_id)
+            if self.shared is not None:
+                await self._shared_own(ex)
             await self.router.submit(ex.req_id, message)
         if ex.phase is not Phase.PENDING:
             return ex.first_answer()
@@ -191,12 +209,14 @@ class WebhookBot(BotCore):
             await ex.wait_ready()
         return ex.first_answer()
 
-    def _open(self, message: InboundMessage) -> Exchange:
+    def _open(self, message: InboundMessage, stream_id: str | None = None) -> Exchange:
         is_event = isinstance(message, EventMessage)
+        if stream_id is None:
+            stream_id = "" if is_event else self.ids.stream_id()
         ex = Exchange(
             message.msgid or self.ids.req_id("webhook"),
             message,
-            stream_id="" if is_event else self.ids.stream_id(),
+            stream_id=stream_id,
             created=trio.current_time(),
             is_event=is_event,
             response_url=self.urls.remember(
@@ -208,6 +228,32 @@ class WebhookBot(BotCore):
         self.table.add(ex)
         return ex
 
+    # --- replicas (redis_url): see replicated.py -----------------------------------------------
+
+    async def _shared_refresh(self, stream_id: str) -> bytes:
+        assert self.shared is not None
+        try:
+            answer = await self.shared.refresh(stream_id)
+        except RedisUnavailable as exc:
+            raise Rejected(503, f"stream state unavailable ({exc})") from None  # WeCom polls again
+        return self.table.refresh(stream_id) if answer is None else answer
+
+    async def _shared_claim(self, msgid: str, stream_id: str) -> str | None:
+        assert self.shared is not None
+        try:
+            return await self.shared.claim(msgid, stream_id)
+        except RedisUnavailable as exc:
+            log.warning("msgid %s handled here without the shared dedupe: %s", msgid, exc)
+            return None
+
+    async def _shared_own(self, ex: Exchange) -> None:
+        assert self.shared is not None
+        try:
+            await self.shared.own(ex)
+        except RedisUnavailable as exc:
+            self.shared.note_local(ex.stream_id)
+            log.warning("stream %s not published (other replicas cannot answer its polls): %s", ex.stream_id, exc)
+
     # --- BotCore hooks -------------------------------------------------------------------------
 
     def channel_for(self, req_id: str, message: InboundMessage) -> WebhookReplies:
@@ -217,7 +263,7 @@ class WebhookBot(BotCore):
             ex.phase, ex.closed = Phase.EMPTY, True
             self.table.add(ex)
         ex.dispatched = True
-        return WebhookReplies(ex, self.urls)
+        return WebhookReplies(ex, self.urls, self.table)
 
     def new_stream_id(self, req_id: str) -> str:
         """The first stream of a message is the one announced in the POST's answer."""
@@ -228,7 +274,7 @@ class WebhookBot(BotCore):
         return self.ids.stream_id()
 
     def media_key(self, ref: MediaRef) -> bytes | str | None:
-        return self.config.encoding_aes_key  # webhook media: the EncodingAESKey (spec §8.1)
+        return self.config.encoding_aes_key  # webhook media: the EncodingAESKey (docs/protocol-notes.md, 'Duplicates, media, sizes')
 
     async def dispatch(self, req_id: str, message: InboundMessage) -> None:
         try:
@@ -249,7 +295,7 @@ class WebhookBot(BotCore):
         ex.handler_finished()
         if ex.outbox:
             try:
-                await WebhookReplies(ex, self.urls).flush()
+                await WebhookReplies(ex, self.urls, self.table).flush()
             except RequestError as exc:
                 self.counts["replies_failed"] += 1
                 log.error("msgid %s: the response_url message was not delivered: %s", req_id, exc)

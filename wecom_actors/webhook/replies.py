@@ -4,10 +4,13 @@ Nothing is pushed: stream frames update the :class:`~.streams.Exchange` snapshot
 callback's POST and the refresh polls are answered from, and the rest goes through the single
 response_url of the message.
 
-* ``stream_frame``: only the first ``turn.stream()`` of a message owns the stream announced in
-  the POST's answer. A non-final frame waits (at most ``POLL_WAIT`` s) until a refresh poll has
-  served it, so ``ReplyStream.flush()`` means "WeCom has seen it" and frames follow the poll
-  rate. Frames of a stream WeCom does not poll (a second stream, a message answered with a
+* ``stream_frame_nowait`` / ``stream_frame``: only the first ``turn.stream()`` of a message owns
+  the stream announced in the POST's answer. A frame replaces the snapshot at once; a non-final
+  frame is settled (``on_done``) once an answer carried it: the POST's answer or a refresh
+  poll's (at most ``POLL_WAIT`` s later), so ``ReplyStream.flush()`` means "WeCom has seen it".
+  Settling happens while the answer is built, and the stream then puts the text appended
+  meanwhile into the snapshot at once, so every answer carries all text appended until then.
+  Frames of a stream WeCom does not poll (a second stream, a message answered with a
   card, a stream cut off at six minutes) raise :class:`StaleReply`; ``ReplyStream`` then sends
   the whole text through ``fallback`` when it finishes.
 * ``reply``: markdown becomes the announced stream's content (finished) if no stream has
@@ -37,26 +40,45 @@ from ..protocol.replies import (
 )
 from ..render import first_part
 from .response_url import ResponseUrls
-from .streams import Exchange, Phase
+from .streams import POLL_WAIT, Exchange, FrameDone, Phase, StreamTable
 
 __all__ = ["POLL_WAIT", "WebhookReplies"]
-
-#: A non-final frame waits at most this long for a refresh poll to serve it.
-POLL_WAIT = 5.0
 
 
 class WebhookReplies:
     """Replies to one callback (``exchange``)."""
 
-    __slots__ = ("exchange", "urls")
+    __slots__ = ("exchange", "table", "urls")
 
     #: A frame replaces the snapshot whether or not a poll served the previous one, so a final
     #: frame need not wait for an intermediate one to be polled first (ReplyStream reads this).
     frames_supersede = True
 
-    def __init__(self, exchange: Exchange, urls: ResponseUrls) -> None:
+    def __init__(self, exchange: Exchange, urls: ResponseUrls, table: StreamTable) -> None:
         self.exchange = exchange
         self.urls = urls
+        self.table = table
+
+    def stream_frame_nowait(
+        self,
+        stream_id: str,
+        content: str,
+        finish: bool,
+        *,
+        on_done: FrameDone,
+        feedback_id: str | None = None,
+        msg_items: list[MsgItem] | None = None,
+        card: TemplateCard | None = None,
+    ) -> None:
+        """Put a frame into the snapshot now; ``on_done(error_or_None)`` once an answer carried
+        it (a StaleReply at once when WeCom does not poll this stream). Never raises."""
+        ex = self.exchange
+        if stream_id != ex.stream_id or not ex.polled_live or ex.finish:
+            on_done(StaleReply(f"stream {stream_id} is not polled by WeCom; its text goes by response_url"))
+            return
+        version = ex.set_frame(content, finish, feedback_id=feedback_id, msg_items=msg_items, card=card)
+        if finish or not self.table.frame_waits(ex, version, on_done):
+            on_done(None)
 
     async def stream_frame(
         self,

@@ -1,7 +1,7 @@
 """response_url: the webhook mode's only way to send something WeCom did not poll for.
 
 Every message callback (and template_card_event) carries a ``response_url``; the bot may POST
-one unencrypted JSON body to it, once, within one hour (webhook-protocol.md §7). This module
+one unencrypted JSON body to it, once, within one hour (docs/protocol-notes.md, 'response_url'). This module
 keeps a book of those URLs per conversation and posts through the bot's own httpx client:
 
 * each URL is claimed *before* the request is sent, so it is never used twice, even when the

@@ -3,7 +3,7 @@
 In webhook mode WeCom pulls: the bot answers a message callback with a ``stream`` reply that
 announces a stream id, and WeCom then POSTs a *stream refresh* for that id about once a second
 until an answer carries ``finish=true`` or six minutes have passed since the user's message
-(webhook-protocol.md §5.3). So the handler's output is not sent anywhere: it is kept here as the
+(docs/protocol-notes.md, 'Polling'). So the handler's output is not sent anywhere: it is kept here as the
 stream's latest *snapshot* (full content so far, finish flag, images, card), and every poll is
 answered from it.
 
@@ -12,12 +12,19 @@ An Exchange goes through phases: ``PENDING`` until the callback's POST is answer
 a card update) or ``EMPTY`` (answered with an empty body). The :class:`StreamTable` indexes live
 exchanges by req_id (the msgid) and by stream id, answers refresh polls, finishes streams near
 the end of WeCom's window and evicts state once that window is over.
+
+Serving is a pull: an answer (the POST's or a refresh's) first settles the frames that wait to
+be served, synchronously. A ReplyStream whose frame settles puts the text appended meanwhile
+into the snapshot at once (its next frame, ``WebhookReplies.stream_frame_nowait``), so the
+answer carries everything appended up to the moment it is built, not what was there when the
+previous answer went out. The POST's answer counts as serving the snapshot it carries.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import Callable
 
 import msgspec
@@ -48,6 +55,14 @@ HARD_KEEP_SECONDS = 3600.0
 TOMBSTONE_SECONDS = 600.0
 #: How often the sweeper runs.
 SWEEP_INTERVAL = 30.0
+#: A non-final frame waits at most this long to be served by an answer; then it settles anyway
+#: (WeCom stopped polling: the handler must not wait forever in ``flush()``).
+POLL_WAIT = 5.0
+#: Frames past ``POLL_WAIT`` are settled in batches at most this late.
+POLL_WAIT_SLACK = 0.5
+
+#: ``on_done(error_or_None)`` of a frame waiting to be served (ReplyStream's completion callback).
+FrameDone = Callable[[BaseException | None], None]
 
 
 class FinalAnswer(bytes):
@@ -69,7 +84,7 @@ class Exchange:
 
     __slots__ = (
         "_changed",
-        "_polled",
+        "_waiters",
         "card",
         "card_sent",
         "closed",
@@ -131,8 +146,9 @@ class Exchange:
         self.on_served: Callable[[], None] | None = None
         self.direct: bytes | None = None  # the plaintext of a non-stream answer
         self.outbox: list[str] = []  # text for the single response_url post, sent at turn end
-        self._changed = trio.Event()
-        self._polled = trio.Event()
+        # Created only while somebody waits (most exchanges never need one).
+        self._changed: trio.Event | None = None
+        self._waiters: list[tuple[int, FrameDone]] = []  # frames waiting to be served
 
     def __repr__(self) -> str:
         return f"Exchange({self.req_id!r}, {self.phase.value}, v{self.version})"
@@ -141,12 +157,26 @@ class Exchange:
 
     def changed(self) -> None:
         """Wake whoever waits to answer this exchange's POST."""
-        self._changed.set()
-        self._changed = trio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     def _wake_frames(self) -> None:
-        self._polled.set()
-        self._polled = trio.Event()
+        """Settle every frame waiting to be served (served, or no longer polled)."""
+        while self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for _, on_done in waiters:
+                on_done(None)
+
+    def settle_upto(self, version: int) -> None:
+        """Settle the frames of ``version`` and older: an answer carried them, or ``POLL_WAIT``
+        is over for them (the table's sweeper)."""
+        waiters = self._waiters
+        if waiters and waiters[0][0] <= version:  # in version order
+            self._waiters = [w for w in waiters if w[0] > version]
+            for v, on_done in waiters:
+                if v <= version:
+                    on_done(None)
 
     @property
     def polled_live(self) -> bool:
@@ -177,10 +207,19 @@ class Exchange:
         self.changed()
         return self.version
 
+    def when_served(self, version: int, on_done: FrameDone) -> bool:
+        """Call ``on_done(None)`` once an answer has carried ``version`` (or WeCom stops polling
+        the stream, or :meth:`settle_upto`). False (and no call) if that is already the case."""
+        if self.polled_version >= version or not self.polled_live:
+            return False
+        self._waiters.append((version, on_done))
+        return True
+
     async def wait_polled(self, version: int) -> None:
-        """Wait until a refresh poll has served ``version`` (or WeCom stops polling the stream)."""
-        while self.polled_version < version and self.polled_live:
-            await self._polled.wait()
+        """Wait until an answer has served ``version`` (or WeCom stops polling the stream)."""
+        done = trio.Event()
+        if self.when_served(version, lambda _error: done.set()):
+            await done.wait()
 
     def handler_finished(self) -> None:
         """The turn is over: a stream nobody finished is finished with what exists."""
@@ -201,6 +240,8 @@ class Exchange:
 
     async def wait_ready(self) -> None:
         while not self.ready():
+            if self._changed is None:
+                self._changed = trio.Event()
             await self._changed.wait()
 
     def first_answer(self) -> bytes | None:
@@ -219,13 +260,18 @@ class Exchange:
                     self.version += 1
             self._wake_frames()
         if self.phase is Phase.STREAM:
-            return self.stream_answer(poll=False)
+            return self.stream_answer()
         return self.direct
 
-    def stream_answer(self, *, poll: bool) -> bytes:
+    def stream_answer(self) -> bytes:
+        """The stream's answer now (the POST's or a refresh's); it serves the snapshot it carries."""
+        if self._waiters:
+            # Settle the frames waiting first: their streams put what was appended meanwhile
+            # into the snapshot now, so this answer carries it.
+            self._wake_frames()
         card = None
         if self.card is not None and not self.card_sent:
-            card, self.card_sent = self.card, True  # once per message (spec §5.2)
+            card, self.card_sent = self.card, True  # once per message (docs/protocol-notes.md, 'Which answer is allowed where')
         body = stream_reply(
             self.stream_id,
             self.content,
@@ -234,13 +280,13 @@ class Exchange:
             msg_items=self.msg_items if self.finish else None,
             card=card,
         )
-        if poll and self.polled_version != self.version:
-            self.polled_version = self.version
-            self._wake_frames()
+        self.polled_version = self.version
+        if self._waiters:  # a frame set while the others settled: this answer carries it too
+            self.settle_upto(self.version)
         if not self.finish:
             return encode_body(body)
         answer = FinalAnswer(encode_body(body))
-        answer.on_sent = self._final_sent
+        answer.on_sent = self._final_sent  # served once sent whole, not when built
         return answer
 
     def _final_sent(self) -> None:
@@ -279,7 +325,10 @@ class StreamTable:
         self._by_req: dict[str, Exchange] = {}
         self._by_stream: dict[str, Exchange] = {}
         self._tombstones: dict[str, float] = {}
-        self._served = trio.Event()
+        self._served: trio.Event | None = None  # created only while drain() waits
+        # (deadline, exchange, version) of frames waiting to be served, in deadline order
+        self._frame_deadlines: deque[tuple[float, Exchange, int]] = deque()
+        self._frames_added: trio.Event | None = None
         self.on_sweep: Callable[[], None] | None = None
         self.counts = dict.fromkeys(("refreshes", "unknown_refreshes", "cut_off", "evicted"), 0)
 
@@ -302,6 +351,24 @@ class StreamTable:
         until = self._tombstones.get(msgid)
         return until is not None and until > self._clock()
 
+    def frame_waits(self, ex: Exchange, version: int, on_done: FrameDone) -> bool:
+        """:meth:`Exchange.when_served`, settled anyway ``POLL_WAIT`` s from now (by the sweeper)."""
+        if not ex.when_served(version, on_done):
+            return False
+        self._frame_deadlines.append((trio.current_time() + POLL_WAIT, ex, version))
+        if self._frames_added is not None:
+            self._frames_added.set()
+            self._frames_added = None
+        return True
+
+    def expire_frames(self) -> None:
+        """Settle the frames that have waited ``POLL_WAIT`` s without being served."""
+        now = trio.current_time()
+        pending = self._frame_deadlines
+        while pending and pending[0][0] <= now:
+            _, ex, version = pending.popleft()
+            ex.settle_upto(version)
+
     def add(self, exchange: Exchange) -> None:
         self._by_req[exchange.req_id] = exchange
         exchange.on_served = self._wake_served
@@ -313,7 +380,7 @@ class StreamTable:
     def refresh(self, stream_id: str) -> bytes:
         """The answer to a refresh poll: the stream's latest snapshot.
 
-        An unknown or evicted stream id gets ``finish=true`` with empty content (spec §10.8).
+        An unknown or evicted stream id gets ``finish=true`` with empty content (docs/webhook.md).
         A stream still running ``STREAM_CUTOFF_SECONDS`` after its message is finished now.
         """
         self.counts["refreshes"] += 1
@@ -329,11 +396,12 @@ class StreamTable:
                 self._clock() - ex.created,
             )
             ex.cut_off()
-        return ex.stream_answer(poll=True)
+        return ex.stream_answer()
 
     def _wake_served(self) -> None:
-        self._served.set()
-        self._served = trio.Event()
+        if self._served is not None:
+            self._served.set()
+            self._served = None
 
     async def wait_streams_delivered(self) -> None:
         """Wait until every finished stream's final snapshot has been sent whole to WeCom."""
@@ -341,6 +409,8 @@ class StreamTable:
             ex.phase is Phase.STREAM and ex.finish and not ex.final_served and not ex.closed
             for ex in self._by_req.values()
         ):
+            if self._served is None:
+                self._served = trio.Event()
             await self._served.wait()
 
     # --- eviction ------------------------------------------------------------------------------
@@ -366,10 +436,19 @@ class StreamTable:
         self._tombstones[ex.req_id] = ex.created + self.tombstone_seconds
 
     async def run_sweeper(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Evict old state every ``SWEEP_INTERVAL`` seconds (``sleep_until`` arithmetic, no drift)."""
+        """Evict old state every ``SWEEP_INTERVAL`` seconds (``sleep_until`` arithmetic, no drift)
+        and settle frames past ``POLL_WAIT`` (at most ``POLL_WAIT_SLACK`` late, in batches)."""
         task_status.started()
-        deadline = trio.current_time()
+        next_sweep = trio.current_time() + SWEEP_INTERVAL
         while True:
-            deadline += SWEEP_INTERVAL
-            await trio.sleep_until(deadline)
-            self.sweep()
+            if self._frame_deadlines:
+                await trio.sleep_until(min(next_sweep, self._frame_deadlines[0][0] + POLL_WAIT_SLACK))
+            else:
+                self._frames_added = trio.Event()
+                with trio.move_on_at(next_sweep):
+                    await self._frames_added.wait()
+                self._frames_added = None
+            self.expire_frames()
+            if trio.current_time() >= next_sweep:
+                next_sweep += SWEEP_INTERVAL
+                self.sweep()
