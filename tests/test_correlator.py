@@ -281,3 +281,50 @@ async def test_one_batch_of_requests_is_one_write(mock_clock: trio.testing.MockC
         for _ in range(100):
             await peer.recv()
         nursery.cancel_scope.cancel()
+
+
+class _OneRead:
+    """A transport whose one read brought several frames (as the wsproto transport parses them)."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self._frames = frames
+        self._read = False
+
+    async def receive(self) -> bytes:
+        if self._read:
+            await trio.sleep_forever()
+        self._read = True
+        return self._frames.pop(0)
+
+    def receive_nowait(self) -> bytes:
+        if not self._frames:
+            raise trio.WouldBlock
+        return self._frames.pop(0)
+
+
+async def test_the_reader_posts_one_read_as_one_list_of_acks_and_one_of_callbacks() -> None:
+    from wecom_actors.longconn.correlator import Acks
+
+    callback = (
+        b'{"cmd": "aibot_msg_callback", "headers": {"req_id": "R%d"}, "body": {"msgid": "m%d", '
+        b'"chattype": "single", "from": {"userid": "u"}, "msgtype": "text", "text": {"content": "x"}}}'
+    )
+    frames = [b'{"headers": {"req_id": "A%d"}, "errcode": 0, "errmsg": "ok"}' % i for i in range(3)]
+    frames += [callback % (i, i) for i in range(2)]
+    correlator_tx, correlator_rx = trio.open_memory_channel[object](10)
+    router_tx, router_rx = trio.open_memory_channel[object](10)
+    reader = Reader(_OneRead(frames), correlator_tx, 7, router_tx)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(reader.run)
+        await trio.testing.wait_all_tasks_blocked()
+        acks = correlator_rx.receive_nowait()
+        assert isinstance(acks, Acks) and acks.generation == 7
+        assert [a.req_id for a in acks.acks] == ["A0", "A1", "A2"]
+        callbacks = router_rx.receive_nowait()
+        assert [req_id for req_id, _, _ in callbacks] == ["R0", "R1"]  # type: ignore[attr-defined]
+        with pytest.raises(trio.WouldBlock):
+            correlator_rx.receive_nowait()
+        with pytest.raises(trio.WouldBlock):
+            router_rx.receive_nowait()
+        assert reader.frames_in == 5
+        nursery.cancel_scope.cancel()

@@ -15,7 +15,7 @@ from typing import Any
 import trio
 
 from ..errors import FrameError, KickedOut
-from ..mailbox import post
+from ..mailbox import BATCH_MAX, post
 from ..protocol.frames import CALLBACK_COMMANDS, Ack, ack_of, decode_frame
 from ..protocol.inbound import DisconnectedEvent, InboundMessage, decode_callback
 from .correlator import Acks
@@ -50,8 +50,18 @@ class Reader:
         early, self._early = self._early, []
         await self._read(early)
         receive = self._conn.receive
+        # A transport that parses several messages from one socket read hands the rest out
+        # without waiting: all of them are posted on as one list of acks and one of callbacks.
+        more = getattr(self._conn, "receive_nowait", None)
         while True:
-            await self._read([await receive()])
+            frames = [await receive()]
+            if more is not None:
+                try:
+                    while len(frames) < BATCH_MAX:
+                        frames.append(more())
+                except trio.WouldBlock:
+                    pass
+            await self._read(frames)
 
     async def _read(self, frames: list[str | bytes]) -> None:
         """Decode the frames of one read; post their acks and callbacks, one list each."""

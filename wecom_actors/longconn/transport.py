@@ -37,6 +37,9 @@ _TRANSPORT_ERRORS = (
 
 
 class Transport(Protocol):
+    """A transport may also offer ``receive_nowait()``: a message already read and parsed, or
+    ``trio.WouldBlock`` (the Reader then takes all of one read's messages as one batch)."""
+
     async def receive(self) -> str | bytes:
         """The next text message; raises ConnectionLost when the connection is gone."""
         ...

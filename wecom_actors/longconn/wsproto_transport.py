@@ -74,6 +74,13 @@ class WsprotoTransport:
                 raise ConnectionLost(f"WebSocket protocol error: {exc}") from exc
         return self._ready.popleft()
 
+    def receive_nowait(self) -> str:
+        """A message already parsed from the last read, or trio.WouldBlock: the Reader takes
+        everything one read brought before it posts the acks and callbacks on."""
+        if not self._ready:
+            raise trio.WouldBlock
+        return self._ready.popleft()
+
     async def _process_events(self) -> None:
         for event in self._ws.events():
             if isinstance(event, TextMessage):
