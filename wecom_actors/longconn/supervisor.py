@@ -60,7 +60,7 @@ class Backoff:
         self.attempt = 0
 
     def next(self) -> float:
-        base = min(self.initial * 2**self.attempt, self.maximum)
+        base: float = min(self.initial * 2.0**self.attempt, self.maximum)
         self.attempt += 1
         if self.jitter:
             base *= 1 + self.jitter * (2 * self._rng.random() - 1)
