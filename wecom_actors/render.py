@@ -1,7 +1,7 @@
 """The ReplyRenderer: handler output -> protocol bodies, for either mode (pure functions).
 
 It holds no state and never waits, so it is a layer of functions rather than a task: a task
-would add two channel hops per frame on the hot path (DESIGN.md §8) and buy nothing.
+would add two channel hops per frame on the hot path (docs/architecture.md) and buy nothing.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class LongConnBot(BotCore):
         )
         # Proactive sends wait for the conversation's budget (30/min, 1000/h, replies and
         # pushes together; replies are counted but never delayed). Uploads: 30/min, 1000/h
-        # per bot (§3.9), one budget under the key "uploads".
+        # per bot (docs/protocol-notes.md, 'Chunked upload'), one budget under the key "uploads".
         self.limiter = RateLimiter()
         self.upload_limiter = RateLimiter()
         # Replicas (redis_url set): the supervisor runs only while this replica holds the lease.

@@ -70,7 +70,7 @@ class _WsTransport:
 
     async def send(self, data: bytes) -> None:
         try:
-            # Frames are JSON text messages (ws-protocol.md §1); bytes would go out as binary.
+            # Frames are JSON text messages (docs/protocol-notes.md, 'Endpoint and frames'); bytes would go out as binary.
             await self._ws.send_message(data.decode("utf-8"))
         except _TRANSPORT_ERRORS as exc:
             raise ConnectionLost(f"send failed: {_describe(exc)}") from exc

@@ -1,8 +1,8 @@
-"""Chunked temp-media upload through the Correlator (ws-protocol.md §3.9), and media message bodies.
+"""Chunked temp-media upload through the Correlator (docs/protocol-notes.md, 'Chunked upload'), and media message bodies.
 
 ``aibot_upload_media_init`` (type, filename, total_size, total_chunks, md5 of the whole data) ->
 ``upload_id``; ``aibot_upload_media_chunk`` for chunk_index 0..n-1 (0-based, what the official
-Node SDK sends; §3.9 CONFLICT), each at most 512 KiB before base64, at most 100 chunks; then
+Node SDK sends; the two official sources disagree here), each at most 512 KiB before base64, at most 100 chunks; then
 ``aibot_upload_media_finish`` -> ``media_id`` (valid 3 days). Choices, where the spec is silent:
 
 * init and finish are not idempotent (``idempotent=False``): a resent init would open a second
@@ -19,7 +19,7 @@ Node SDK sends; §3.9 CONFLICT), each at most 512 KiB before base64, at most 100
   something failed, or a finish whose outcome is unknown (connection lost, no ack), starts the
   upload over, once (the first session, or its media, is left to expire);
 * per-type size limits (image 10 MiB, video 10 MiB, voice 2 MiB, file 20 MiB) are UNOFFICIAL
-  (the official plugin's constants, §3.9): enforced before anything is sent, and overridable
+  (the official plugin's constants): enforced before anything is sent, and overridable
   with ``max_bytes``.
 """
 
@@ -66,7 +66,7 @@ __all__ = [
 log = logging.getLogger("wecom_actors.upload")
 
 _MiB = 1024 * 1024
-#: UNOFFICIAL per-type limits (ws-protocol.md §3.9, the official plugin's const.ts).
+#: UNOFFICIAL per-type limits (the official plugin's constants; docs/protocol-notes.md, 'Chunked upload').
 MEDIA_SIZE_LIMITS = {"image": 10 * _MiB, "video": 10 * _MiB, "voice": 2 * _MiB, "file": 20 * _MiB}
 #: A session with less time left than this is started over rather than resumed.
 RESUME_MARGIN = 30.0
@@ -119,7 +119,7 @@ def plan_chunks(
     if size > limit:
         raise UploadError(
             f"{kind} media of {size} bytes is over the {limit}-byte limit for {kind} "
-            f"({limit / _MiB:g} MiB; unofficial per-type limit, see ws-protocol.md §3.9)"
+            f"({limit / _MiB:g} MiB; unofficial per-type limit, see docs/protocol-notes.md, 'Chunked upload')"
         )
     return chunks
 

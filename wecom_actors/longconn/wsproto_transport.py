@@ -1,6 +1,6 @@
 """A WebSocket transport driving wsproto (trio-websocket's own engine) directly over a trio stream.
 
-Why it exists (DESIGN.md §8): trio-websocket runs a reader task that puts every message on a
+Why it exists (measured, see docs/benchmarks.md): trio-websocket runs a reader task that puts every message on a
 memory channel, so each inbound frame costs a task hop. Here the Reader's ``receive()`` parses
 the bytes of one socket read into all the messages they hold and hands them out without further
 wake-ups, and ``send_many()`` writes every ready frame with one ``send_all``.
@@ -94,7 +94,7 @@ class WsprotoTransport:
                     self._partial.clear()
                     self._partial_size = 0
             elif isinstance(event, BytesMessage):
-                continue  # WeCom sends text frames only (ws-protocol.md §1); binary is skipped
+                continue  # WeCom sends text frames only; binary is skipped
             elif isinstance(event, Ping):
                 await self._send_bytes(self._ws.send(event.response()))
             elif isinstance(event, CloseConnection):
@@ -156,7 +156,7 @@ class WsprotoTransport:
 
 
 def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
-    """One final, masked text frame (RFC 6455 §5.2) carrying ``payload`` (UTF-8)."""
+    """One final, masked text frame (RFC 6455, section 5.2) carrying ``payload`` (UTF-8)."""
     n = len(payload)
     if n < 126:
         header = bytes((0x81, 0x80 | n))
