@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import trio
 
@@ -42,6 +42,14 @@ WINDOW_MARGIN = 30.0
 CONTINUED_NOTE = "\n\n(continued in the next message)"
 
 FrameDone = Callable[[BaseException | None], None]
+
+
+class FrameExtras(TypedDict):
+    """What a stream frame carries besides its text."""
+
+    feedback_id: str | None
+    msg_items: list[MsgItem] | None
+    card: TemplateCard | None
 
 
 class ReplyChannel(Protocol):
@@ -295,7 +303,7 @@ class ReplyStream:
 
         self._streams.spawn(send)
 
-    def _frame_kwargs(self, finish: bool) -> dict[str, object]:
+    def _frame_kwargs(self, finish: bool) -> FrameExtras:
         first = self._frames_sent == 0
         self._frames_sent += 1
         if first:

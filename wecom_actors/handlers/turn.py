@@ -6,7 +6,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -26,6 +26,7 @@ from ..protocol.replies import (
     FileReply,
     ImageReply,
     MarkdownReply,
+    MediaId,
     TemplateCard,
     TemplateCardReply,
     TextBody,
@@ -201,11 +202,11 @@ class Turn:
         ref = media_body(kind, media_id, title=title, description=description)
         body: object
         if kind == "file":
-            body = FileReply(file=ref)
+            body = FileReply(file=cast(MediaId, ref))
         elif kind == "image":
-            body = ImageReply(image=ref)
+            body = ImageReply(image=cast(MediaId, ref))
         elif kind == "voice":
-            body = VoiceReply(voice=ref)
+            body = VoiceReply(voice=cast(MediaId, ref))
         else:
             body = VideoReply(video=ref)  # type: ignore[arg-type]
         await self._channel.reply(body)

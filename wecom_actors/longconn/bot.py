@@ -131,7 +131,8 @@ class LongConnBot(BotCore):
         """A proactive file/image/voice/video message; a video's title and description are
         truncated to 128 / 512 bytes on a character boundary."""
         body = media_body(kind, media_id, title=title, description=description)
-        await self._send(SendMsgBody(chatid=chatid, msgtype=kind, **{kind: body}))
+        media: dict[str, Any] = {kind: body}  # the body field is named after the kind
+        await self._send(SendMsgBody(chatid=chatid, msgtype=kind, **media))
 
     async def upload(self, kind: str, filename: str, data: bytes, **options: Any) -> UploadResult:
         """Chunked upload (see :mod:`.upload`); ``options`` go to ``upload_media``."""

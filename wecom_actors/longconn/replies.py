@@ -11,6 +11,7 @@ from ..protocol.frames import Cmd
 from ..protocol.limits import EVENT_REPLY_WINDOW_SECONDS, ErrCode
 from ..protocol.replies import MsgItem, TemplateCard, UpdateCardReply
 from ..render import stream_reply
+from ..sessions import FrameDone
 from .correlator import Requester
 
 __all__ = ["LongConnReplies"]
@@ -85,7 +86,7 @@ class LongConnReplies:
         content: str,
         finish: bool,
         *,
-        on_done,  # type: ignore[no-untyped-def]
+        on_done: FrameDone,
         feedback_id: str | None = None,
         msg_items: list[MsgItem] | None = None,
         card: TemplateCard | None = None,

@@ -15,6 +15,7 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 from urllib.parse import urlsplit
 
 import trio
@@ -68,7 +69,7 @@ class WsprotoTransport:
             if not data:
                 raise ConnectionLost("the server closed the TCP connection")
             try:
-                self._ws.receive_data(data)
+                self._ws.receive_data(cast(bytes, data))
                 await self._process_events()
             except RemoteProtocolError as exc:
                 raise ConnectionLost(f"WebSocket protocol error: {exc}") from exc
@@ -144,7 +145,7 @@ class WsprotoTransport:
                     data = await self._stream.receive_some(_RECEIVE_SIZE)
                     if not data:
                         break
-                    self._ws.receive_data(data)
+                    self._ws.receive_data(cast(bytes, data))
                     for event in self._ws.events():
                         if isinstance(event, CloseConnection):
                             self._closed_reason = "closed"
@@ -192,7 +193,7 @@ async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, W
                 data = await stream.receive_some(_RECEIVE_SIZE)
                 if not data:
                     raise ConnectionLost("the server closed the connection during the handshake")
-                ws.receive_data(data)
+                ws.receive_data(cast(bytes, data))
                 for event in ws.events():
                     if isinstance(event, AcceptConnection):
                         return stream, ws

@@ -274,7 +274,8 @@ class WebhookBot(BotCore):
         return self.ids.stream_id()
 
     def media_key(self, ref: MediaRef) -> bytes | str | None:
-        return self.config.encoding_aes_key  # webhook media: the EncodingAESKey (docs/protocol-notes.md, 'Duplicates, media, sizes')
+        key: str = self.config.encoding_aes_key
+        return key  # webhook media: the EncodingAESKey (docs/protocol-notes.md, 'Duplicates, media, sizes')
 
     async def dispatch(self, req_id: str, message: InboundMessage) -> None:
         try:
