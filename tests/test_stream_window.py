@@ -26,7 +26,7 @@ async def test_a_stream_is_finished_before_the_window_and_the_rest_follows(autoj
     with trio.fail_after(1000):
         async with open_fake_wecom() as fake:
             async with trio.open_nursery() as nursery:
-                await nursery.start(serve, bot_config(fake, heartbeat_interval=30), slow_thinker)
+                bot = await nursery.start(serve, bot_config(fake, heartbeat_interval=30), slow_thinker)
                 t0 = trio.current_time()
                 cb = await fake.send_text("think hard")
                 view = await fake.wait_stream_finished(cb.req_id)
@@ -36,6 +36,8 @@ async def test_a_stream_is_finished_before_the_window_and_the_rest_follows(autoj
                 rest = fake.conversation("alice")[1]
                 assert (rest.kind, rest.content) == ("markdown", " end")
                 assert trio.current_time() - t0 == pytest.approx(400, abs=0.05)
+                await trio.testing.wait_all_tasks_blocked()  # the last ack reaches the stream
+                assert (bot.statistics().stream_window_cuts, bot.statistics().replies_sent) == (1, 1)
                 nursery.cancel_scope.cancel()
 
 

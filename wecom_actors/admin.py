@@ -54,7 +54,7 @@ def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
             entry.update(connects=stats.connects, reconnects=stats.reconnects, sessions=stats.sessions)
             if stats.lease is not None:  # replicas: this replica's view of the bot's lease
                 entry["lease"] = msgspec.structs.asdict(stats.lease)
-        entry["last_ack_age_seconds"] = None  # not in the bot statistics yet
+            entry["last_ack_age_seconds"] = stats.last_ack_age
         if slot.error is not None:
             entry.update(error=type(slot.error).__name__, exit_code=slot.error.exit_code)
         bots[slot.name] = entry

@@ -54,6 +54,12 @@ class BotStatistics(msgspec.Struct, frozen=True):
     replies_failed: int
     pending_timers: int = 0  # SessionStreams timers that may still fire (coalescing, 6-minute windows)
     lease: LeaseStatistics | None = None  # replicas (redis_url): this replica's view of the lease
+    frames_sent: int = 0  # long connection: request frames written (replies, pings, pushes)
+    acks_by_errcode: dict[int, int] = msgspec.field(default_factory=dict)  # long connection
+    last_ack_age: float | None = None  # seconds since the newest ack (long connection)
+    replies_sent: int = 0  # streamed replies delivered whole
+    stream_window_cuts: int = 0  # streams finished early at the 6-minute window
+    received_by_type: dict[str, int] = msgspec.field(default_factory=dict)  # msgtype or eventtype
     #: Each actor's mailbox by actor name: trio's channel statistics and the batches taken.
     mailboxes: dict[str, MailboxStatistics] = msgspec.field(default_factory=dict)
 
@@ -200,6 +206,9 @@ class BotCore:
             handler_errors=self.counts["handler_errors"],
             replies_failed=self.counts["replies_failed"],
             pending_timers=self.streams.pending_timers,
+            replies_sent=self.streams.replies_sent,
+            stream_window_cuts=self.streams.window_cuts,
+            received_by_type=dict(self.router.received_by_type),
             **mode_fields,
         )
 

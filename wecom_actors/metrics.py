@@ -44,6 +44,9 @@ _COUNTERS = (
     ("frames_in", "wecom_frames_received", "Frames (long connection) or callbacks (webhook) received."),
     ("junk_frames", "wecom_junk_frames", "Inbound frames or requests refused as malformed."),
     ("pings_missed", "wecom_pings_missed", "Heartbeat pings without an ack."),
+    ("frames_sent", "wecom_frames_sent", "Request frames written (long connection: replies, pings, pushes)."),
+    ("replies_sent", "wecom_replies_sent", "Streamed replies delivered whole (final frame or fallback message)."),
+    ("stream_window_cuts", "wecom_stream_window_cuts", "Streams finished early at WeCom's 6-minute window."),
 )
 # LeaseStatistics field -> (metric name without _total, help); only for bots with redis_url
 _LEASE_COUNTERS = (
@@ -87,6 +90,15 @@ class FleetCollector(Collector):
         duration = HistogramMetricFamily(
             "wecom_handler_duration_seconds", "Seconds from the handler's start to its return.", labels=["bot"]
         )
+        acks = CounterMetricFamily("wecom_acks", "Acks read, by errcode (long connection).", labels=["bot", "errcode"])
+        by_type = CounterMetricFamily(
+            "wecom_messages_received_by_type", "Messages and events received, by msgtype or eventtype.",
+            labels=["bot", "type"],
+        )
+        ack_age = GaugeMetricFamily(
+            "wecom_last_ack_age_seconds", "Seconds since the newest ack (long connection; absent before one).",
+            labels=["bot"],
+        )
         held = GaugeMetricFamily("wecom_lease_held", "1 while this replica holds its bot's lease.", labels=["bot"])
         token = GaugeMetricFamily("wecom_lease_fencing_token", "Fencing token of the last acquisition.", labels=["bot"])
         lease_counters = {f: CounterMetricFamily(n, h, labels=["bot"]) for f, n, h in _LEASE_COUNTERS}
@@ -105,6 +117,12 @@ class FleetCollector(Collector):
                 family.add_metric([name], float(getattr(stats, field)))
             for field, gauge in gauges.items():
                 gauge.add_metric([name], float(getattr(stats, field)))
+            for errcode, count in sorted(stats.acks_by_errcode.items()):
+                acks.add_metric([name, str(errcode)], float(count))
+            for kind, count in sorted(stats.received_by_type.items()):
+                by_type.add_metric([name, kind], float(count))
+            if stats.last_ack_age is not None:
+                ack_age.add_metric([name], stats.last_ack_age)
             if stats.lease is not None:
                 held.add_metric([name], 1.0 if stats.lease.held else 0.0)
                 token.add_metric([name], float(stats.lease.fencing_token))
@@ -122,6 +140,9 @@ class FleetCollector(Collector):
         yield code
         yield from counters.values()
         yield from gauges.values()
+        yield acks
+        yield by_type
+        yield ack_age
         yield handled
         yield duration
         yield held

@@ -112,6 +112,7 @@ class Router:
         self._nursery: trio.Nursery | None = None  # handlers
         self._notices: trio.Nursery | None = None  # busy and restart answers
         self._counts = dict.fromkeys(("received", "duplicates", "busy", "unknown"), 0)
+        self.received_by_type: dict[str, int] = {}
         self.mailbox, self._rx = trio.open_memory_channel[Routed](MAILBOX_SIZE)
         self.batches = self.messages = 0
 
@@ -205,6 +206,10 @@ class Router:
         if self._nursery is None:
             raise RuntimeError("the router is not running")
         self._counts["received"] += 1
+        kind = "unknown" if isinstance(message, (UnknownMessage, UnknownEvent)) else (
+            getattr(message, "eventtype", None) or message.msgtype
+        )  # a fixed set of names: peer-chosen types all count as "unknown"
+        self.received_by_type[kind] = self.received_by_type.get(kind, 0) + 1
         if isinstance(message, (UnknownMessage, UnknownEvent, StreamRefresh)):
             self._counts["unknown"] += 1
             log.info("ignoring a callback of unknown or unexpected type %r", message.msgtype)

@@ -339,6 +339,7 @@ class ReplyStream:
         shown = first_part(content, self.content_limit - len(CONTINUED_NOTE.encode()))
         self._cut = len(shown)
         log.warning("stream %s: finishing at the 6-minute window; the rest follows as messages", self.stream_id)
+        self._streams.window_cuts += 1
         try:
             await self._final_frame(shown + CONTINUED_NOTE)
         except RequestError as exc:
@@ -399,6 +400,7 @@ class ReplyStream:
                 rest = text[self._cut :]
                 for part in split_content(rest, self.content_limit) if rest else []:
                     await self._channel.fallback(part)
+                self._streams.replies_sent += 1
                 return
             parts = split_content(text, self.content_limit)
             if self._stale:
@@ -408,6 +410,7 @@ class ReplyStream:
                 await self._final_frame(parts[0])
                 for part in parts[1:]:
                     await self._channel.fallback(part)
+            self._streams.replies_sent += 1
         except RequestError as exc:
             self.failed = True
             raise ReplyFailed(f"stream {self.stream_id}: reply not delivered: {exc}") from exc

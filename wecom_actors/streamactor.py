@@ -55,6 +55,8 @@ class SessionStreams:
         self._live = 0
         self._cancelled = 0
         self.timers_fired = 0
+        self.window_cuts = 0  # streams finished early at the 6-minute window
+        self.replies_sent = 0  # streamed replies delivered whole (final frame or fallback)
 
     def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback()`` (synchronous, quick, never raising) at trio time ``when``; the

@@ -104,6 +104,9 @@ class LongConnBot(BotCore):
             frames_in=sup["frames_in"],
             junk_frames=sup["junk_frames"],
             pings_missed=sup["pings_missed"],
+            frames_sent=corr.sent,
+            acks_by_errcode=corr.acks_by_errcode,
+            last_ack_age=None if corr.last_ack_at is None else max(0.0, trio.current_time() - corr.last_ack_at),
             lease=None if self.lease is None else self.lease.statistics(),
             mailboxes={"router": self.router.mailbox_statistics(), "correlator": self.correlator.mailbox_statistics()},
         )

@@ -119,6 +119,8 @@ class CorrelatorStatistics(msgspec.Struct, frozen=True):
     conflicts_retried: int
     resent_after_reconnect: int
     unmatched_acks: int
+    acks_by_errcode: dict[int, int] = msgspec.field(default_factory=dict)  # every ack read
+    last_ack_at: float | None = None  # the time of the newest ack on a live connection
 
 
 class CorrelationTable:
@@ -151,6 +153,8 @@ class CorrelationTable:
         self._probe = False
         self.sent = self.acked = self.failed = 0
         self.conflicts_retried = self.resent = self.unmatched = 0
+        self.acks_by_errcode: dict[int, int] = {}
+        self.last_ack_at: float | None = None
 
     # --- inputs ----------------------------------------------------------------------------------
 
@@ -174,9 +178,12 @@ class CorrelationTable:
 
     def ack(self, generation: int, ack: Ack, now: float) -> None:
         """An ack read on connection ``generation``."""
+        by_code = self.acks_by_errcode
+        by_code[ack.errcode] = by_code.get(ack.errcode, 0) + 1
         if generation != self.generation or not self.connected:
             self.unmatched += 1
             return
+        self.last_ack_at = now
         lane = self._lanes.get(ack.req_id)
         head = lane[0] if lane else None
         if head is None or head.state not in (IN_FLIGHT, SUSPECT):
@@ -347,6 +354,8 @@ class CorrelationTable:
             conflicts_retried=self.conflicts_retried,
             resent_after_reconnect=self.resent,
             unmatched_acks=self.unmatched,
+            acks_by_errcode=dict(self.acks_by_errcode),
+            last_ack_at=self.last_ack_at,
         )
 
     # --- internals -------------------------------------------------------------------------------
