@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._asgi import JSON as _JSON
+from ._asgi import TEXT as _TEXT
+from ._asgi import Receive, Scope, Send, respond, serve_lifespan
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
@@ -34,13 +38,8 @@ READY_STATES = frozenset({"subscribed", "serving", "standby"})
 
 __all__ = ["HttpRoutes", "readiness"]
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_TEXT = b"text/plain; charset=utf-8"
-_JSON = b"application/json"
 
 
 def readiness(slots: list[BotSlot]) -> tuple[bool, dict[str, Any]]:
@@ -90,7 +89,7 @@ class HttpRoutes:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if kind != "http":
             await send({"type": "websocket.close", "code": 1008})
@@ -101,15 +100,15 @@ class HttpRoutes:
             await app(scope, receive, send)
         elif self._admin and path in ("/healthz", "/readyz", "/metrics"):
             if method not in ("GET", "HEAD"):
-                await _respond(send, 405, b"method not allowed\n", _TEXT, [(b"allow", b"GET, HEAD")])
+                await respond(send, 405, b"method not allowed\n", _TEXT, [(b"allow", b"GET, HEAD")])
             elif path == "/healthz":
                 if self.draining:
-                    await _respond(send, 503, b"draining\n", _TEXT)
+                    await respond(send, 503, b"draining\n", _TEXT)
                 else:
-                    await _respond(send, 200, b"ok\n", _TEXT)
+                    await respond(send, 200, b"ok\n", _TEXT)
             elif path == "/readyz":
                 ready, doc = readiness(self._slots())
-                await _respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)
+                await respond(send, 200 if ready else 503, json.dumps(doc).encode() + b"\n", _JSON)
             else:
                 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -118,26 +117,10 @@ class HttpRoutes:
                 if self._registry is None:
                     self._registry = self._registry_factory()
                 body = render_metrics(self._registry)
-                await _respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
+                await respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
         elif path in self._stopped:
-            await _respond(send, 503, b"this bot has stopped\n", _TEXT)
+            await respond(send, 503, b"this bot has stopped\n", _TEXT)
         else:
-            await _respond(send, 404, b"not found\n", _TEXT)
+            await respond(send, 404, b"not found\n", _TEXT)
 
 
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    all_headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -364,15 +364,21 @@ def _read_flags(flags: Mapping[str, object]) -> _Layer:
     return layer
 
 
-def _read_toml(path: str | os.PathLike[str]) -> _Layer:
+def read_toml_document(path: str | os.PathLike[str], what: str = "config file") -> dict[str, Any]:
+    """The TOML document at ``path``; a ConfigError naming the file if it cannot be read or parsed."""
     shown = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            return tomllib.load(f)
     except OSError as exc:
-        raise ConfigError(shown, f"cannot read the config file: {exc.strerror or exc}") from None
+        raise ConfigError(shown, f"cannot read the {what}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, f"the config file is not valid TOML: {exc}") from None
+        raise ConfigError(shown, f"the {what} is not valid TOML: {exc}") from None
+
+
+def _read_toml(path: str | os.PathLike[str]) -> _Layer:
+    shown = os.fspath(path)
+    doc = read_toml_document(path)
     # [llm] holds the openai handler's settings (wecom_actors.handlers._llm_config reads it).
     items = [(key, key, value) for key, value in doc.items() if key not in ("wecom", "llm")]
     table = doc.get("wecom")

@@ -42,6 +42,7 @@ from .config import (
     _Layer,
     _read_env,
     _read_flags,
+    read_toml_document,
 )
 from .errors import ConfigError
 from .handlers.loading import load_handler
@@ -177,13 +178,7 @@ def check_fleet(bots: list[FleetBot], where: str) -> None:
 
 
 def _read(shown: str) -> dict[str, Any]:
-    try:
-        with open(shown, "rb") as f:
-            return tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(shown, f"cannot read the fleet file: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, f"the fleet file is not valid TOML: {exc}") from None
+    return read_toml_document(shown, "fleet file")
 
 
 def _layer(table: Mapping[str, Any], shown: str, where: str, *, allow_process: bool) -> _Layer:

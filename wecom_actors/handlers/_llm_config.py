@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -218,14 +217,10 @@ def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    from ..config import read_toml_document
+
     shown = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(shown, f"cannot read the config file: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(shown, f"the config file is not valid TOML: {exc}") from None
+    doc = read_toml_document(path)
     table = doc.get("llm", {})
     if not isinstance(table, dict):
         raise ConfigError(shown, "'llm' must be a table of settings ([llm])")

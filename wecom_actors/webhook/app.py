@@ -37,13 +37,14 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Protocol
 from urllib.parse import unquote
 
 import msgspec
 import trio
 
+from .._asgi import Receive, Scope, Send, respond, serve_lifespan
 from .._logging import LogLimiter, escape
 from ..crypto import WeComCrypto
 from ..errors import CryptoError, FrameError, SignatureError
@@ -53,11 +54,7 @@ __all__ = ["MAX_FUTURE_SKEW", "CallbackTarget", "Rejected", "WebhookApp", "parse
 
 log = logging.getLogger("wecom_actors.webhook.http")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-_TEXT = b"text/plain; charset=utf-8"
 _VERIFY_PARAMS = ("msg_signature", "timestamp", "nonce", "echostr")
 _POST_PARAMS = ("msg_signature", "timestamp", "nonce")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII only: str.isdigit() also accepts "¹²³"
@@ -144,7 +141,7 @@ class WebhookApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if kind != "http":  # websocket: refuse the handshake
             await send({"type": "websocket.close", "code": 1008})
@@ -155,7 +152,7 @@ class WebhookApp:
                 raise Rejected(505, "HTTP/1.1 only")
             if path == "/healthz" and method in ("GET", "HEAD"):
                 serving = self.target.serving
-                await _respond(send, 200 if serving else 503, b"ok\n" if serving else b"draining\n")
+                await respond(send, 200 if serving else 503, b"ok\n" if serving else b"draining\n")
             elif path != self.path:
                 raise Rejected(404, "not found")
             elif method == "GET":
@@ -170,7 +167,7 @@ class WebhookApp:
             headers = [(b"allow", b"GET, POST")] if exc.status == 405 else []
             if exc.status in (408, 413, 505):  # the rest of the request is not read: close
                 headers.append((b"connection", b"close"))
-            await _respond(send, exc.status, exc.reason.encode() + b"\n", headers=headers)
+            await respond(send, exc.status, exc.reason.encode() + b"\n", headers=headers)
         except _Disconnected:
             log.info("%s %s: the client went away before its body was read", escape(method, 20), escape(path))
 
@@ -194,7 +191,7 @@ class WebhookApp:
         except CryptoError as exc:
             raise Rejected(400, f"URL verification: echostr does not decrypt ({type(exc).__name__})") from None
         self.target.on_verified()
-        await _respond(send, 200, plaintext)  # bare: no quotes, BOM or newline
+        await respond(send, 200, plaintext)  # bare: no quotes, BOM or newline
 
     # --- POST: callbacks -----------------------------------------------------------------------
 
@@ -223,10 +220,10 @@ class WebhookApp:
             raise Rejected(400, "the decrypted message is not a JSON callback object") from None
         answer = await self.target.respond(message)
         if answer is None:
-            await _respond(send, 200, b"")
+            await respond(send, 200, b"")
             return
         # Answer with the callback's own nonce (docs/protocol-notes.md, 'Envelopes') and its timestamp, as a JSON number.
-        await _respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=int(timestamp)))
+        await respond(send, 200, self.crypto.encrypt_reply(answer, nonce=nonce, timestamp=int(timestamp)))
         on_sent = getattr(answer, "on_sent", None)
         if on_sent is not None:  # a final stream answer counts as delivered once sent whole
             on_sent()
@@ -287,17 +284,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _respond(send: Send, status: int, body: bytes, *, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    all_headers = [(b"content-type", _TEXT), (b"content-length", str(len(body)).encode()), *(headers or [])]
-    await send({"type": "http.response.start", "status": status, "headers": all_headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        event = await receive()
-        if event["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif event["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
