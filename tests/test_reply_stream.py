@@ -1,6 +1,7 @@
-"""ReplyStream alone, with a recording channel, in virtual time: coalescing, flush, final frame
-retries, stale req_ids, cards once, images on the final frame. Both delivery paths: the
-no-task path (``stream_frame_nowait``, long connection) and a task per frame (webhook)."""
+"""ReplyStream and SessionStreams, with a recording channel, in virtual time: coalescing, flush,
+final frame retries, stale req_ids, cards once, images on the final frame. Both delivery paths
+of the ReplyRenderer: a request posted with its settlement sent back to SessionStreams
+(``send_stream_frame``, long connection) and a task per frame (webhook)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import trio.testing
 
 from wecom_actors.errors import AckError, ReplyFailed, StaleReply
 from wecom_actors.protocol.replies import TemplateCard
+from wecom_actors.renderer import Settled
 from wecom_actors.sessions import ReplyStream, SessionStreams
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
@@ -37,20 +39,22 @@ class Channel:
 
 
 class NowaitChannel(Channel):
+    """Frames are posted without a task; the settlement comes back to SessionStreams' mailbox."""
+
     def __init__(self, nursery: trio.Nursery, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._nursery = nursery
 
-    def stream_frame_nowait(self, stream_id: str, content: str, finish: bool, *, on_done, **kw: object) -> None:  # type: ignore[no-untyped-def]
-        async def run() -> None:
+    async def send_stream_frame(self, stream_id: str, content: str, finish: bool, *, reply, token, **kw: object) -> None:  # type: ignore[no-untyped-def]
+        async def settle() -> None:
             try:
                 await self.stream_frame(stream_id, content, finish, **kw)
             except Exception as exc:
-                on_done(exc)
+                await reply.send([Settled(token, exc)])
             else:
-                on_done(None)
+                await reply.send([Settled(token, None)])
 
-        self._nursery.start_soon(run)
+        self._nursery.start_soon(settle)
 
 
 @pytest.fixture(params=["task-per-frame", "nowait"])
