@@ -71,14 +71,21 @@ def main() -> None:
         counter.reset_requested = True
         seen["base"] = mailboxes()
 
+    async def serve() -> None:
+        try:
+            await serve_until_signal(config, handler)
+        finally:
+            # Read while trio runs: statistics() reads trio's clock (the last ack's age).
+            seen["final"] = mailboxes()
+
     signal.signal(signal.SIGUSR1, on_usr1)
     try:
-        trio.run(serve_until_signal, config, handler, instruments=[counter])
+        trio.run(serve, instruments=[counter])
     finally:
         base = seen.get("base", {})
         batches = {
             name: {"batches": b - base.get(name, (0, 0))[0], "messages": m - base.get(name, (0, 0))[1]}
-            for name, (b, m) in mailboxes().items()
+            for name, (b, m) in seen.get("final", {}).items()
         }
         args.out.write_text(
             json.dumps(

@@ -272,7 +272,7 @@ async def test_one_batch_of_requests_is_one_write(mock_clock: trio.testing.MockC
         await trio.testing.wait_all_tasks_blocked()
         batches = c.batches
         for i in range(100):
-            Requester(c.mailbox).submit_nowait("aibot_respond_msg", f"CB{i}", {"i": i}, reply=None, token=None)  # type: ignore[arg-type]
+            await Requester(c.mailbox).submit("aibot_respond_msg", f"CB{i}", {"i": i}, reply=None, token=None)  # type: ignore[arg-type]
         await trio.testing.wait_all_tasks_blocked()
         assert writes == [100]
         assert c.batches == batches + 1

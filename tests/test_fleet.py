@@ -303,6 +303,42 @@ async def test_healthz_turns_503_when_the_process_shuts_down() -> None:
     assert await get("/healthz") == (503, b"draining\n")
 
 
+async def test_a_callback_before_its_bot_mounted_its_path_is_refused_as_retryable() -> None:
+    from wecom_actors.admin import HttpRoutes
+    from wecom_actors.fleet import BotSlot
+    from wecom_actors.metrics import fleet_registry
+
+    config = BotConfig(mode="webhook", token="t", encoding_aes_key="k" * 43, callback_path="/hook")
+    slots = [BotSlot(FleetBot("a", config))]
+    routes = HttpRoutes(lambda: slots, lambda: fleet_registry(lambda: slots))
+
+    async def post(path: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(event: dict[str, Any]) -> None:
+            sent.append(event)
+
+        await routes({"type": "http", "method": "POST", "path": path}, receive, send)
+        return sent[0]["status"], sent[1]["body"], list(sent[0].get("headers", []))
+
+    status, body, headers = await post("/hook")
+    assert (status, body) == (503, b"this bot is starting\n") and (b"retry-after", b"1") in headers
+    assert (await post("/elsewhere"))[:2] == (404, b"not found\n")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"served"})
+
+    routes.mount("/hook", app)
+    assert (await post("/hook"))[:2] == (200, b"served")
+    slots[0].stopped = True
+    routes.unmount("/hook")
+    assert (await post("/hook"))[:2] == (503, b"this bot has stopped\n")
+
+
 async def poll(http: httpx.AsyncClient, done: Any) -> None:
     """GET /readyz until ``done(response)`` (the caller bounds the wait)."""
     for _ in range(10_000):

@@ -46,8 +46,11 @@ async def test_statistics_report_every_mailbox(autojump_clock: trio.testing.Mock
                 cb = await fake.send_text(f"hello {i}")
                 await fake.wait_stream_finished(cb.req_id)
             boxes = handle.statistics().mailboxes
-            assert set(boxes) == {"correlator", "router", "session_streams"}
+            assert set(boxes) == {"correlator", "renderer", "router", "session_streams"}
             assert boxes["router"].messages == 3 and boxes["router"].batches >= 1
+            assert boxes["renderer"].messages >= 3  # a final frame per reply, at least
+            # Per reply: its open and finish ops and the final frame's settlement, at least.
+            assert boxes["session_streams"].messages >= 9
             assert boxes["correlator"].messages >= 6  # 3 final frames and their acks, at least
             for box in boxes.values():
                 assert box.buffer_used == 0 and box.buffer_max >= 1000 and box.tasks_waiting_send == 0

@@ -1,6 +1,8 @@
-"""ReplyStream alone, with a recording channel, in virtual time: coalescing, flush, final frame
-retries, stale req_ids, cards once, images on the final frame. Both delivery paths: the
-no-task path (``stream_frame_nowait``, long connection) and a task per frame (webhook)."""
+"""ReplyStream and SessionStreams, with a recording channel, in virtual time: coalescing, flush,
+final frame retries, stale req_ids, cards once, images on the final frame. Both delivery paths
+of the ReplyRenderer: a request posted with its settlement sent back to SessionStreams
+(``send_stream_frame``, long connection) and a task per frame; and the webhook's
+DirectReplyStream, which keeps its own state and settles through ``on_done``."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import trio.testing
 
 from wecom_actors.errors import AckError, ReplyFailed, StaleReply
 from wecom_actors.protocol.replies import TemplateCard
+from wecom_actors.renderer import Settled
 from wecom_actors.sessions import ReplyStream, SessionStreams
+from wecom_actors.webhook.direct import DirectReplyStream
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -37,6 +41,28 @@ class Channel:
 
 
 class NowaitChannel(Channel):
+    """Frames are posted without a task; the settlement comes back to SessionStreams' mailbox."""
+
+    def __init__(self, nursery: trio.Nursery, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._nursery = nursery
+
+    async def send_stream_frame(self, stream_id: str, content: str, finish: bool, *, reply, token, **kw: object) -> None:  # type: ignore[no-untyped-def]
+        async def settle() -> None:
+            try:
+                await self.stream_frame(stream_id, content, finish, **kw)
+            except Exception as exc:
+                await reply.send([Settled(token, exc)])
+            else:
+                await reply.send([Settled(token, None)])
+
+        self._nursery.start_soon(settle)
+
+
+class OnDoneChannel(Channel):
+    """The webhook's delivery: ``stream_frame_nowait`` settles through ``on_done`` (here from a
+    task after ``latency``; in the webhook, while a poll's answer is built)."""
+
     def __init__(self, nursery: trio.Nursery, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._nursery = nursery
@@ -53,7 +79,7 @@ class NowaitChannel(Channel):
         self._nursery.start_soon(run)
 
 
-@pytest.fixture(params=["task-per-frame", "nowait"])
+@pytest.fixture(params=["task-per-frame", "nowait", "webhook-direct"])
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -62,8 +88,12 @@ async def _run(kind: str, body, **channel_kwargs):  # type: ignore[no-untyped-de
     streams = SessionStreams()
     async with trio.open_nursery() as nursery:
         await nursery.start(streams.run)
-        channel = NowaitChannel(nursery, **channel_kwargs) if kind == "nowait" else Channel(**channel_kwargs)
-        stream = ReplyStream(channel, "S1", streams, min_interval=0.1)
+        if kind == "webhook-direct":  # the webhook's streams keep their own state
+            channel = OnDoneChannel(nursery, **channel_kwargs)
+            stream: ReplyStream = DirectReplyStream(channel, "S1", streams, min_interval=0.1)
+        else:
+            channel = NowaitChannel(nursery, **channel_kwargs) if kind == "nowait" else Channel(**channel_kwargs)
+            stream = ReplyStream(channel, "S1", streams, min_interval=0.1)
         await body(stream, channel)
         nursery.cancel_scope.cancel()
     return channel, stream

@@ -156,14 +156,18 @@ def _env(port: int = 0) -> dict[str, str]:
 
 
 async def _read_port(stderr: trio.abc.ReceiveStream, log: list[bytes]) -> int:
+    """The port of the bot's callback URL, once the bot says it is up. The server listens (and
+    logs its port) before the bot has mounted its path: a callback in between gets 404."""
     buffer = b""
-    while b"listening on http://127.0.0.1:" not in buffer or not buffer.endswith(b"\n"):
+    marker = b" up (webhook mode, "
+    while marker not in buffer or not buffer.endswith(b"\n"):
         chunk = await stderr.receive_some(65536)
         assert chunk, buffer.decode(errors="replace")
         buffer += chunk
     log.append(buffer)
-    line = next(line for line in buffer.splitlines() if b"listening on http://127.0.0.1:" in line)
-    return int(line.rsplit(b":", 1)[1])
+    line = next(line for line in buffer.splitlines() if marker in line)
+    url = line.rsplit(b"http://127.0.0.1:", 1)[1]
+    return int(url.split(b"/", 1)[0])
 
 
 async def test_sigterm_with_short_and_long_streams_in_flight_finishes_each_and_exits_0() -> None:

@@ -86,6 +86,13 @@ class HttpRoutes:
         if self._paths.pop(path, None) is not None:
             self._stopped.add(path)
 
+    def _starting(self, path: str) -> bool:
+        """Is ``path`` the callback path of a webhook bot that has not mounted it yet?"""
+        return any(
+            slot.mode == "webhook" and slot.config.callback_path == path and slot.error is None and not slot.stopped
+            for slot in self._slots()
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
@@ -120,6 +127,10 @@ class HttpRoutes:
                 await respond(send, 200, body, CONTENT_TYPE_LATEST.encode())
         elif path in self._stopped:
             await respond(send, 503, b"this bot has stopped\n", _TEXT)
+        elif self._starting(path):
+            # The server listens before the bots mount their paths: a callback in between is
+            # refused as retryable, not as an unknown path.
+            await respond(send, 503, b"this bot is starting\n", _TEXT, [(b"retry-after", b"1")])
         else:
             await respond(send, 404, b"not found\n", _TEXT)
 

@@ -190,7 +190,10 @@ class BotCore:
         raise NotImplementedError
 
     def _base_mailboxes(self) -> dict[str, MailboxStatistics]:
-        return {"session_streams": self.streams.mailbox_statistics()}
+        return {
+            "session_streams": self.streams.mailbox_statistics(),
+            "renderer": self.streams.renderer.mailbox_statistics(),
+        }
 
     def _base_statistics(self, **mode_fields: Any) -> BotStatistics:
         router = self.router.statistics()

@@ -1,63 +1,48 @@
-"""SessionStreams: one WeCom stream per reply, coalesced frames, always finished.
+"""ReplyStream: the handler's handle on one streamed reply; ReplyChannel: how replies leave.
 
-A :class:`ReplyStream` keeps the whole text so far (content is full-replace on the wire, so
-every frame carries all of it and the final frame repeats it: an empty final frame would wipe
-the answer). Appends are coalesced: at most one frame is in flight (ack-paced) and frames go out
-no more often than ``min_interval``. The final frame is sent again on an unexpected error a
-bounded number of times; when WeCom no longer accepts the req_id (846605 after a reconnect), the
-text goes out once as a proactive message to the same chat instead (``ReplyChannel.fallback``).
+A :class:`ReplyStream` holds no stream state: ``append``/``set``/``flush``/``finish`` post ops
+to the :class:`~.streamactor.SessionStreams` mailbox (``append`` and ``set`` never wait unless
+the mailbox is full; ``flush`` and ``finish`` wait for their answer on a one-shot channel).
+SessionStreams owns each stream's state (text, coalescing, the 6-minute window, the 20480-byte
+budget, the final frame's retries); its frames go through the
+:class:`~.renderer.ReplyRenderer`. When WeCom no longer accepts the req_id (846605, e.g. after a
+reconnect) the text goes out once as a proactive message instead; text past the 20480-byte
+budget, and text appended after the stream was finished at the window, go out as continuation
+messages. Those proactive sends are made by the finishing handler's task
+(``ReplyChannel.fallback``), from the parts SessionStreams answers ``finish`` with.
 
-Hot path: a stream has no task of its own. An append that finds no frame in flight posts one at
-once, from the handler's task, without waiting for its ack; the settlement comes back to the
-:class:`SessionStreams` mailbox, and the SessionStreams task runs the stream's completion, which
-sends the next frame if text is waiting. The delayed cases, a coalescing pause or the 6-minute
-window, are timers in the SessionStreams heap (one heap for all streams).
-
-Mode-specific delivery sits behind :class:`ReplyChannel` (long connection: correlator frames;
+Mode-specific delivery sits behind :class:`ReplyChannel` (long connection: correlator requests;
 webhook: snapshots served to refresh polls).
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from collections.abc import Callable
-from typing import Protocol, TypedDict
+import itertools
+from typing import Any, Protocol
 
 import trio
 
-from .errors import ReplyFailed, RequestError, StaleReply
+from .errors import ReplyFailed, RequestError
+from .mailbox import post
 from .protocol.limits import MAX_CONTENT_BYTES, MAX_MSG_ITEMS, STREAM_WINDOW_SECONDS
 from .protocol.replies import MsgItem, TemplateCard, UpdateCardReply
-from .render import first_part, msg_item_image, split_content
-from .streamactor import SessionStreams, Timer
+from .render import msg_item_image
+from .streamactor import SessionStreams
+from .streamstate import CONTINUED_NOTE, WINDOW_MARGIN
 
-__all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream", "SessionStreams"]
+__all__ = ["CONTINUED_NOTE", "WINDOW_MARGIN", "ReplyChannel", "ReplyStream", "SessionStreams", "open_stream"]
 
-log = logging.getLogger("wecom_actors.sessions")
-
-#: A stream is finished this long before WeCom's 6-minute window closes if its handler still runs.
-WINDOW_MARGIN = 30.0
-#: Shown at the end of a stream cut at the window; the rest follows as a message.
-CONTINUED_NOTE = "\n\n(continued in the next message)"
-
-FrameDone = Callable[[BaseException | None], None]
-
-
-class FrameExtras(TypedDict):
-    """What a stream frame carries besides its text."""
-
-    feedback_id: str | None
-    msg_items: list[MsgItem] | None
-    card: TemplateCard | None
+_keys = itertools.count(1)
 
 
 class ReplyChannel(Protocol):
     """How replies to one inbound message or event reach WeCom in the active mode.
 
-    A channel may also offer ``stream_frame_nowait(stream_id, content, finish, *, feedback_id,
-    msg_items, card, on_done)``: start the frame and call ``on_done(error_or_None)`` when it is
-    settled, without a task. Channels without it are driven through a task per frame.
+    A channel may also offer ``async send_stream_frame(stream_id, content, finish, *, reply,
+    token, feedback_id, msg_items, card)``: post the frame as a request whose settlement goes to
+    ``reply`` (the long connection). Channels without it get a task per frame from the
+    ReplyRenderer. A channel whose ``stream_type`` names a ReplyStream subclass gets streams of
+    that class (the webhook's, see :mod:`wecom_actors.webhook.direct`).
     """
 
     async def stream_frame(
@@ -88,35 +73,26 @@ class ReplyChannel(Protocol):
 
 
 class ReplyStream:
-    """One streamed reply. Use through ``Turn.stream()``; not constructed by users."""
+    """One streamed reply. Use through ``Turn.stream()``; not constructed by users.
+
+    A handle: the stream's state lives in :class:`SessionStreams`; this object posts ops."""
 
     __slots__ = (
-        "_card_sent",
+        "_card",
         "_channel",
-        "_closing",
-        "_content",
-        "_cut",
-        "_delivered",
-        "_delivered_version",
-        "_frames_sent",
-        "_idle",
-        "_in_flight",
-        "_last_sent",
-        "_nowait",
+        "_closed",
+        "_key",
+        "_mailbox",
+        "_opened",
         "_parts",
-        "_sent_version",
-        "_stale",
-        "_streams",
-        "_timer",
-        "_timer_at",
-        "_version",
-        "_window_deadline",
-        "_window_timer",
+        "_staged",
+        "_text",
         "card",
         "content_limit",
         "failed",
         "feedback_id",
         "finished",
+        "frames_sent",
         "max_final_attempts",
         "min_interval",
         "msg_items",
@@ -137,80 +113,80 @@ class ReplyStream:
         window: float = STREAM_WINDOW_SECONDS - WINDOW_MARGIN,
     ) -> None:
         self._channel = channel
-        self._streams = streams
+        self._mailbox = streams.mailbox
+        self._key = next(_keys)
         self.stream_id = stream_id
         self.min_interval = min_interval
         self.feedback_id = feedback_id
         self.max_final_attempts = max_final_attempts
         self.content_limit = content_limit
         self.window = window
-        self._parts: list[str] = []
-        self._content = ""
-        self._version = 0
-        self._sent_version = 0
-        self._delivered_version = 0
-        self._frames_sent = 0
-        # Created only when somebody waits (most streams never do): see _changed().
-        self._delivered: trio.Event | None = None
-        self._in_flight = False
-        self._idle: trio.Event | None = None  # waited on only while a frame is in flight
-        self._timer_at = math.inf  # when a delayed send is scheduled
-        self._timer: Timer | None = None  # that send's SessionStreams timer
-        self._window_timer: Timer | None = None  # the 6-minute window's timer
-        self._closing = False
-        self._stale = False
-        self._last_sent = -math.inf
-        self._window_deadline = math.inf  # set by the first frame
-        self._cut: int | None = None  # chars of content already delivered by an early finish
-        self._nowait = getattr(channel, "stream_frame_nowait", None)
+        self._opened = False
+        self._closed = False
+        self._parts: list[str] = []  # the handler's own text, for ``content``
+        self._staged: str | None = None  # staged text, posted with the next op
+        self._text = ""
+        self._card: TemplateCard | None = None  # attached, not yet posted
         self.msg_items: list[MsgItem] = []
         self.card: TemplateCard | None = None
-        self._card_sent = False
+        #: Frames sent, as of the last ``flush()`` or ``finish()``.
+        self.frames_sent = 0
         self.finished = False
         self.failed = False
 
     @property
     def content(self) -> str:
         if self._parts:
-            self._content += "".join(self._parts)
+            self._text += "".join(self._parts)
             self._parts.clear()
-        return self._content
+        return self._text
 
-    @property
-    def frames_sent(self) -> int:
-        return self._frames_sent
+    async def _post(self, op: tuple[Any, ...]) -> None:
+        if not self._opened:
+            self._opened = True
+            opening = ("open", self._key, self._channel, self.stream_id, self.feedback_id, self.min_interval,
+                       self.content_limit, self.window, self.max_final_attempts)  # fmt: skip
+            await post(self._mailbox, opening)
+        if self._staged is not None:
+            staged, self._staged = self._staged, None
+            await post(self._mailbox, ("stage", self._key, staged, None))
+        await post(self._mailbox, op)
+
+    def _take_card(self) -> TemplateCard | None:
+        card, self._card = self._card, None
+        return card
 
     async def append(self, text: str) -> None:
         """Add ``text`` to the reply; it reaches the user with the next coalesced frame.
 
-        A cancellation point, not a schedule point: appending never waits.
+        A cancellation point; it waits only when the SessionStreams mailbox is full.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._closing:
+        if self._closed:
             raise RuntimeError("the stream is finished")
         if text:
             self._parts.append(text)
-            self._version += 1
-            self._pump()
+            await self._post(("append", self._key, text, self._take_card()))
 
     async def set(self, text: str) -> None:
         """Replace the whole reply text."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._closing:
+        if self._closed:
             raise RuntimeError("the stream is finished")
         self._parts.clear()
-        self._content = text
-        self._version += 1
-        self._pump()
+        self._text = text
+        self._staged = None
+        await self._post(("set", self._key, text, self._take_card()))
 
     def stage(self, text: str) -> None:
         """Replace the whole reply text without sending a frame now: for a reply that is
-        finished right after (its text then goes out in the final frame alone)."""
-        if self._closing:
+        finished right after (its text then goes out in the final frame alone). Posted with
+        the next op."""
+        if self._closed:
             raise RuntimeError("the stream is finished")
         self._parts.clear()
-        self._content = text
-        self._version += 1
+        self._text = text
+        self._staged = text
 
     def add_image(self, data: bytes) -> None:
         """Show a JPG/PNG image (raw bytes, at most 10 MB) with the final frame; at most 10."""
@@ -219,165 +195,20 @@ class ReplyStream:
         self.msg_items.append(msg_item_image(data))
 
     def attach_card(self, card: TemplateCard) -> None:
-        """Send ``card`` with the stream (stream_with_template_card), once per message."""
+        """Send ``card`` with the stream (stream_with_template_card), once per message: it
+        rides on the next frame."""
         if self.card is not None:
             raise RuntimeError("a stream carries at most one template card")
-        self.card = card
+        self.card = self._card = card
 
     async def flush(self) -> None:
         """Wait until everything appended so far has been delivered in a frame."""
-        target = self._version
-        while self._delivered_version < target and not self._stale and not self._closing:
-            await self._wait_change()
-
-    # --- sending -------------------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Send the text waiting, now if nothing is in flight and the pause is over, else later
-        (the ack of the frame in flight, or a SessionStreams timer, calls this again)."""
-        if self._closing or self._stale or self._in_flight or self._sent_version == self._version:
+        if self._closed:
             return
-        now = trio.current_time()
-        if now >= self._window_deadline:
-            self._at_window()
-            return
-        due = self._last_sent + self.min_interval
-        if now < due:
-            if due < self._timer_at:
-                self._timer_at = due
-                self._streams.cancel(self._timer)
-                self._timer = self._streams.call_at(due, self._on_timer)
-            return
-        version = self._version
-        content = first_part(self.content, self.content_limit)
-        self._sent_version = version
-        self._last_sent = now
-        self._in_flight = True
-        self._start_frame(content, finish=False, on_done=lambda error: self._frame_done(version, error))
-
-    def _on_timer(self) -> None:
-        self._timer_at = math.inf
-        self._timer = None
-        self._pump()
-
-    def _frame_done(self, version: int, error: BaseException | None) -> None:
-        self._in_flight = False
-        if self._idle is not None:
-            self._idle.set()
-            self._idle = None
-        if error is not None and self.finished:
-            # An intermediate frame overtaken by the final one (webhook snapshots): moot now.
-            log.debug("stream %s: a superseded frame was refused: %s", self.stream_id, error)
-        elif isinstance(error, StaleReply):
-            # WeCom no longer takes frames on this req_id: the final text goes out as a
-            # proactive message when the stream finishes.
-            self._stale = True
-            log.warning("stream %s: req_id no longer accepted; final text will be pushed", self.stream_id)
-        elif error is not None:
-            log.warning("stream %s: an intermediate frame failed: %s", self.stream_id, error)
-        self._delivered_version = max(self._delivered_version, version)
-        self._changed()
-        self._pump()
-
-    def _start_frame(self, content: str, *, finish: bool, on_done: FrameDone) -> None:
-        kwargs = self._frame_kwargs(finish)
-        if self._nowait is not None:
-            try:
-                self._nowait(self.stream_id, content, finish, on_done=on_done, **kwargs)
-                return
-            except trio.WouldBlock:
-                pass  # the Correlator's mailbox is full: this frame waits for room in a task
-
-        async def send() -> None:
-            try:
-                await self._channel.stream_frame(self.stream_id, content, finish, **kwargs)
-            except RequestError as exc:
-                on_done(exc)
-            except Exception as exc:
-                # This task runs in the bot-wide SessionStreams nursery: a channel's bug must
-                # cost this frame, not the whole bot.
-                log.exception("stream %s: sending a frame failed unexpectedly", self.stream_id)
-                on_done(exc)
-            else:
-                on_done(None)
-
-        self._streams.spawn(send)
-
-    def _frame_kwargs(self, finish: bool) -> FrameExtras:
-        first = self._frames_sent == 0
-        self._frames_sent += 1
-        if first:
-            self._window_deadline = trio.current_time() + self.window
-            # Cancelled when the stream closes: a finished stream leaves no timer behind.
-            self._window_timer = self._streams.call_at(self._window_deadline, self._on_window)
-        card = None
-        if self.card is not None and not self._card_sent:
-            card, self._card_sent = self.card, True  # at most once per message
-        return {
-            "feedback_id": self.feedback_id if first else None,
-            "msg_items": self.msg_items if finish and self.msg_items else None,
-            "card": card,
-        }
-
-    # --- the 6-minute window -------------------------------------------------------------------
-
-    def _on_window(self) -> None:
-        self._window_timer = None
-        self._at_window()
-
-    def _at_window(self) -> None:
-        if self._closing or self._cut is not None or trio.current_time() < self._window_deadline:
-            return
-        self._cut = -1  # claimed; the real cut is set when the final frame goes out
-        self._streams.spawn(self._finish_at_window)
-
-    async def _finish_at_window(self) -> None:
-        """The handler still runs as the 6-minute window closes: finish the stream with what
-        exists now; the rest goes out as continuation messages when the handler is done."""
-        await self._wait_idle()
-        content = self.content
-        shown = first_part(content, self.content_limit - len(CONTINUED_NOTE.encode()))
-        self._cut = len(shown)
-        log.warning("stream %s: finishing at the 6-minute window; the rest follows as messages", self.stream_id)
-        self._streams.window_cuts += 1
-        try:
-            await self._final_frame(shown + CONTINUED_NOTE)
-        except RequestError as exc:
-            log.error("stream %s: finishing at the window failed: %s", self.stream_id, exc)
-        except Exception:  # runs in the bot-wide nursery: a channel's bug must not stop the bot
-            log.exception("stream %s: finishing at the window failed unexpectedly", self.stream_id)
-        finally:
-            self._stale = True  # later text goes out through the fallback
-            self._changed()
-
-    # --- finishing -------------------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        """Wake everything waiting in flush() or finish()."""
-        if self._delivered is not None:
-            self._delivered.set()
-            self._delivered = None
-
-    async def _wait_change(self) -> None:
-        if self._delivered is None:
-            self._delivered = trio.Event()
-        await self._delivered.wait()
-
-    async def _wait_idle(self) -> None:
-        while self._in_flight:
-            if self._idle is None:
-                self._idle = trio.Event()
-            await self._idle.wait()
-
-    def begin_close(self) -> None:
-        self._closing = True
-        self._changed()
-        # Nothing delayed can matter any more: the final frame carries everything.
-        self._streams.cancel(self._timer)
-        self._timer = None
-        self._timer_at = math.inf
-        self._streams.cancel(self._window_timer)
-        self._window_timer = None
+        reply, answer = trio.open_memory_channel[int](1)
+        with answer:
+            await self._post(("flush", self._key, reply, self._take_card()))
+            self.frames_sent = await answer.receive()
 
     async def finish(self, *, suffix: str = "") -> None:
         """Send the final frame (the whole text), then any continuation parts.
@@ -385,49 +216,31 @@ class ReplyStream:
         Raises :class:`ReplyFailed` when the reply could not be delivered after the bounded
         retries (the stream is marked ``failed``); cancellation propagates.
         """
-        self.begin_close()
+        self._closed = True
         if self.finished:
             return
         self.finished = True
-        if not getattr(self._channel, "frames_supersede", False):
-            await self._wait_idle()  # the frame in flight first: one frame at a time
-        if self._cut == -1:  # finishing at the window right now: let it complete
-            while self._cut == -1:
-                await self._wait_change()
-        text = self.content + suffix
+        reply, answer = trio.open_memory_channel[tuple[str, Any, int]](1)
+        with answer:
+            await self._post(("finish", self._key, suffix, self.msg_items, self._take_card(), reply))
+            outcome, value, self.frames_sent = await answer.receive()
         try:
-            if self._cut is not None:  # finished early at the window: the rest follows as messages
-                rest = text[self._cut :]
-                for part in split_content(rest, self.content_limit) if rest else []:
+            if outcome == "failed":
+                raise value
+            if value:
+                for part in value:
                     await self._channel.fallback(part)
-                self._streams.replies_sent += 1
-                return
-            parts = split_content(text, self.content_limit)
-            if self._stale:
-                for part in parts:
-                    await self._channel.fallback(part)
-            else:
-                await self._final_frame(parts[0])
-                for part in parts[1:]:
-                    await self._channel.fallback(part)
-            self._streams.replies_sent += 1
+                await post(self._mailbox, ("served", self._key))
         except RequestError as exc:
             self.failed = True
             raise ReplyFailed(f"stream {self.stream_id}: reply not delivered: {exc}") from exc
+        finally:
+            del value
 
-    async def _final_frame(self, content: str) -> None:
-        for attempt in range(1, self.max_final_attempts + 1):
-            try:
-                await self._channel.stream_frame(self.stream_id, content, True, **self._frame_kwargs(True))
-                return
-            except StaleReply:
-                log.warning(
-                    "stream %s: req_id no longer accepted; sending the whole text as a message",
-                    self.stream_id,
-                )
-                await self._channel.fallback(content)
-                return
-            except RequestError as exc:
-                if attempt == self.max_final_attempts or getattr(exc, "errcode", None) == 45009:
-                    raise  # out of attempts, or rate-limited: sending again at once would not help
-                log.warning("stream %s: final frame failed (%s); sending it again", self.stream_id, exc)
+
+def open_stream(
+    channel: ReplyChannel, stream_id: str, streams: SessionStreams, *, min_interval: float, feedback_id: str | None
+) -> ReplyStream:
+    """A stream of the class the channel asks for (``stream_type``), else a :class:`ReplyStream`."""
+    cls: type[ReplyStream] = getattr(channel, "stream_type", ReplyStream)
+    return cls(channel, stream_id, streams, min_interval=min_interval, feedback_id=feedback_id)

@@ -36,7 +36,7 @@ from ..protocol.replies import (
     VoiceReply,
 )
 from ..render import markdown_body, media_body, strip_mention
-from ..sessions import ReplyChannel, ReplyStream, SessionStreams
+from ..sessions import ReplyChannel, ReplyStream, SessionStreams, open_stream
 
 if TYPE_CHECKING:
     from ..bot import BotHandle
@@ -147,7 +147,7 @@ class Turn:
         and the exception propagates; when it is cancelled (shutdown), it is finished with what
         exists plus a note, shielded and bounded in time.
         """
-        s = ReplyStream(
+        s = open_stream(
             self._channel,
             self._new_stream_id(self.req_id),
             self._streams,

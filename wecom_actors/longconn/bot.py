@@ -112,9 +112,7 @@ class LongConnBot(BotCore):
         )
 
     def channel_for(self, req_id: str, message: InboundMessage) -> LongConnReplies:
-        channel = LongConnReplies(
-            self.requests, req_id, message.conversation, self.push_markdown, self.streams.mailbox
-        )
+        channel = LongConnReplies(self.requests, req_id, message.conversation, self.push_markdown)
         return _CountedReplies(channel, self.limiter)  # type: ignore[return-value]
 
     async def push_markdown(self, chatid: str, text: str) -> None:
@@ -180,9 +178,9 @@ class _CountedReplies:
         self._count_stream(stream_id)
         await self._inner.stream_frame(stream_id, content, finish, **kwargs)
 
-    def stream_frame_nowait(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
+    async def send_stream_frame(self, stream_id: str, content: str, finish: bool, **kwargs: Any) -> None:
         self._count_stream(stream_id)
-        self._inner.stream_frame_nowait(stream_id, content, finish, **kwargs)
+        await self._inner.send_stream_frame(stream_id, content, finish, **kwargs)
 
     async def reply(self, body: object) -> None:
         self._limiter.record(self._inner.conversation)

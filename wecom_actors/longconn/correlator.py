@@ -119,7 +119,7 @@ class Requester:
         assert req.ack is not None
         return req.ack
 
-    def submit_nowait(
+    async def submit(
         self,
         cmd: str,
         req_id: str,
@@ -129,10 +129,10 @@ class Requester:
         token: object,
         idempotent: bool = True,
     ) -> None:
-        """Send a request without waiting; its settlement goes to ``reply`` as a list of
-        requests (``token`` tells the receiver which). Raises WouldBlock when the mailbox is full."""
+        """Send a request without waiting for its ack; its settlement goes to ``reply`` as a list
+        of requests (``token`` tells the receiver which). Waits only when the mailbox is full."""
         frame = encode_request(cmd, req_id, body)
-        self.mailbox.send_nowait(Request(cmd, req_id, frame, idempotent=idempotent, reply=reply, token=token))
+        await post(self.mailbox, Request(cmd, req_id, frame, idempotent=idempotent, reply=reply, token=token))
 
 
 class Correlator:

@@ -11,7 +11,6 @@ from ..protocol.frames import Cmd
 from ..protocol.limits import EVENT_REPLY_WINDOW_SECONDS, ErrCode
 from ..protocol.replies import MsgItem, TemplateCard, UpdateCardReply
 from ..render import stream_reply
-from ..sessions import FrameDone
 from .correlator import Requester
 
 __all__ = ["LongConnReplies"]
@@ -24,34 +23,13 @@ def _stale(error: Exception) -> Exception:
     return error
 
 
-class _Settled:
-    """The token of a stream frame sent without a task: turns the request's outcome into the
-    stream's ``on_done(error_or_None)`` (846605 becomes a StaleReply)."""
-
-    __slots__ = ("on_done",)
-
-    def __init__(self, on_done) -> None:  # type: ignore[no-untyped-def]
-        self.on_done = on_done
-
-    def __call__(self, error: Exception | None) -> None:
-        self.on_done(_stale(error) if error is not None else None)
-
-
 class LongConnReplies:
     """Replies to one callback (``req_id``) in conversation ``conversation``."""
 
-    __slots__ = ("_correlator", "_push", "_received_at", "_settlements", "conversation", "req_id")
+    __slots__ = ("_correlator", "_push", "_received_at", "conversation", "req_id")
 
-    def __init__(  # type: ignore[no-untyped-def]
-        self,
-        correlator: Requester,
-        req_id: str,
-        conversation: str,
-        push,
-        settlements: trio.MemorySendChannel[Any] | None = None,
-    ) -> None:
+    def __init__(self, correlator: Requester, req_id: str, conversation: str, push) -> None:  # type: ignore[no-untyped-def]
         self._correlator = correlator
-        self._settlements = settlements
         self.req_id = req_id
         self.conversation = conversation
         self._push = push
@@ -80,26 +58,22 @@ class LongConnReplies:
         # Full-replace content makes a stream frame safe to send again after a reconnect.
         await self._respond(Cmd.RESPOND_MSG, body, idempotent=True)
 
-    def stream_frame_nowait(
+    async def send_stream_frame(
         self,
         stream_id: str,
         content: str,
         finish: bool,
         *,
-        on_done: FrameDone,
+        reply: trio.MemorySendChannel[Any],
+        token: object,
         feedback_id: str | None = None,
         msg_items: list[MsgItem] | None = None,
         card: TemplateCard | None = None,
     ) -> None:
-        """Start a stream frame without a task: the Correlator sends its settlement to the
-        SessionStreams mailbox, which calls ``on_done(error_or_None)``. Raises trio.WouldBlock
-        when the Correlator's mailbox is full (the caller then sends the frame from a task)."""
-        if self._settlements is None:
-            raise trio.WouldBlock
+        """Post a stream frame to the Correlator without waiting for its ack: the settlement
+        goes to ``reply`` (the SessionStreams mailbox) with ``token``."""
         body = stream_reply(stream_id, content, finish, feedback_id=feedback_id, msg_items=msg_items, card=card)
-        self._correlator.submit_nowait(
-            Cmd.RESPOND_MSG, self.req_id, body, reply=self._settlements, token=_Settled(on_done), idempotent=True
-        )
+        await self._correlator.submit(Cmd.RESPOND_MSG, self.req_id, body, reply=reply, token=token, idempotent=True)
 
     async def reply(self, body: object) -> None:
         await self._respond(Cmd.RESPOND_MSG, body, idempotent=False)

@@ -39,6 +39,7 @@ from ..protocol.replies import (
     encode_body,
 )
 from ..render import first_part
+from .direct import DirectReplyStream
 from .response_url import ResponseUrls
 from .streams import POLL_WAIT, Exchange, FrameDone, Phase, StreamTable
 
@@ -53,6 +54,8 @@ class WebhookReplies:
     #: A frame replaces the snapshot whether or not a poll served the previous one, so a final
     #: frame need not wait for an intermediate one to be polled first (ReplyStream reads this).
     frames_supersede = True
+    #: Streams settle while an HTTP answer is built: they keep their own state (see .direct).
+    stream_type = DirectReplyStream
 
     def __init__(self, exchange: Exchange, urls: ResponseUrls, table: StreamTable) -> None:
         self.exchange = exchange
