@@ -79,20 +79,16 @@ class DirectReplyStream(ReplyStream):
         content_limit: int = MAX_CONTENT_BYTES,
         window: float = STREAM_WINDOW_SECONDS - WINDOW_MARGIN,
     ) -> None:
-        self._channel = channel
+        # The public fields (and the handle's unused ones) as every ReplyStream has them.
+        super().__init__(
+            channel, stream_id, streams, min_interval=min_interval, feedback_id=feedback_id,
+            max_final_attempts=max_final_attempts, content_limit=content_limit, window=window,
+        )  # fmt: skip
         self._streams = streams
-        self.stream_id = stream_id
-        self.min_interval = min_interval
-        self.feedback_id = feedback_id
-        self.max_final_attempts = max_final_attempts
-        self.content_limit = content_limit
-        self.window = window
-        self._parts: list[str] = []
         self._content = ""
         self._version = 0
         self._sent_version = 0
         self._delivered_version = 0
-        self.frames_sent = 0
         # Created only when somebody waits (most streams never do): see _changed().
         self._delivered: trio.Event | None = None
         self._in_flight = False
@@ -106,11 +102,7 @@ class DirectReplyStream(ReplyStream):
         self._window_deadline = math.inf  # set by the first frame
         self._cut: int | None = None  # chars of content already delivered by an early finish
         self._nowait = getattr(channel, "stream_frame_nowait", None)
-        self.msg_items: list[MsgItem] = []
-        self.card: TemplateCard | None = None
         self._card_sent = False
-        self.finished = False
-        self.failed = False
 
     @property
     def content(self) -> str:
