@@ -13,6 +13,7 @@ from typing import Any
 import trio
 
 from wecom_actors import BotConfig, BotHandle, serve_bot
+from wecom_actors.router import DEFAULT_MESSAGE_SIZE, Router
 from wecom_actors.testing import FakeWeCom
 
 
@@ -61,3 +62,8 @@ async def signal_and_wait(proc: trio.Process, signum: int) -> tuple[int, float]:
     proc.send_signal(signum)
     code = await proc.wait()
     return code, trio.current_time() - sent
+
+
+def post_to(router: Router, req_id: str, message: object, size: int = DEFAULT_MESSAGE_SIZE) -> None:
+    """What the Reader and the webhook server do: post to the Router's mailbox."""
+    router.mailbox.send_nowait([(req_id, message, size)])  # type: ignore[list-item]

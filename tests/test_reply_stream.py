@@ -1,8 +1,8 @@
 """ReplyStream and SessionStreams, with a recording channel, in virtual time: coalescing, flush,
-final frame retries, stale req_ids, cards once, images on the final frame. Both delivery paths
+final frame retries, stale req_ids, cards once, images on the final frame. The three delivery paths
 of the ReplyRenderer: a request posted with its settlement sent back to SessionStreams
-(``send_stream_frame``, long connection) and a task per frame; and the webhook's
-DirectReplyStream, which keeps its own state and settles through ``on_done``."""
+(``send_stream_frame``, long connection), a task per frame, and the webhook's ``put_frame``
+(frames supersede each other; a frame settles when a poll serves it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from wecom_actors.errors import AckError, ReplyFailed, StaleReply
 from wecom_actors.protocol.replies import TemplateCard
 from wecom_actors.renderer import Settled
 from wecom_actors.sessions import ReplyStream, SessionStreams
-from wecom_actors.webhook.direct import DirectReplyStream
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 
@@ -59,27 +58,33 @@ class NowaitChannel(Channel):
         self._nursery.start_soon(settle)
 
 
-class OnDoneChannel(Channel):
-    """The webhook's delivery: ``stream_frame_nowait`` settles through ``on_done`` (here from a
-    task after ``latency``; in the webhook, while a poll's answer is built)."""
+class PullChannel(Channel):
+    """The webhook's delivery: ``put_frame`` takes the frame into a snapshot at once; a final
+    frame settles at once, any other when a poll serves it (here from a task after
+    ``latency``), posted to SessionStreams' mailbox as the webhook's table does."""
 
-    def __init__(self, nursery: trio.Nursery, **kwargs: object) -> None:
+    frames_supersede = True
+
+    def __init__(self, nursery: trio.Nursery, settlements: trio.MemorySendChannel[object], **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._nursery = nursery
+        self._settlements = settlements
 
-    def stream_frame_nowait(self, stream_id: str, content: str, finish: bool, *, on_done, **kw: object) -> None:  # type: ignore[no-untyped-def]
-        async def run() -> None:
-            try:
-                await self.stream_frame(stream_id, content, finish, **kw)
-            except Exception as exc:
-                on_done(exc)
-            else:
-                on_done(None)
+    def put_frame(self, stream_id: str, content: str, finish: bool, *, token, **kw: object) -> Settled | None:  # type: ignore[no-untyped-def]
+        self.frames.append({"t": trio.current_time(), "content": content, "finish": finish, **kw})
+        error = self.errors.pop(0) if self.errors else None
+        if finish:
+            return Settled(token, error)
 
-        self._nursery.start_soon(run)
+        async def served() -> None:
+            await trio.sleep(self.latency)
+            await self._settlements.send([Settled(token, error)])
+
+        self._nursery.start_soon(served)
+        return None
 
 
-@pytest.fixture(params=["task-per-frame", "nowait", "webhook-direct"])
+@pytest.fixture(params=["task-per-frame", "nowait", "webhook-pull"])
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -88,12 +93,14 @@ async def _run(kind: str, body, **channel_kwargs):  # type: ignore[no-untyped-de
     streams = SessionStreams()
     async with trio.open_nursery() as nursery:
         await nursery.start(streams.run)
-        if kind == "webhook-direct":  # the webhook's streams keep their own state
-            channel = OnDoneChannel(nursery, **channel_kwargs)
-            stream: ReplyStream = DirectReplyStream(channel, "S1", streams, min_interval=0.1)
+        channel: Channel
+        if kind == "webhook-pull":
+            channel = PullChannel(nursery, streams.mailbox, **channel_kwargs)
+        elif kind == "nowait":
+            channel = NowaitChannel(nursery, **channel_kwargs)
         else:
-            channel = NowaitChannel(nursery, **channel_kwargs) if kind == "nowait" else Channel(**channel_kwargs)
-            stream = ReplyStream(channel, "S1", streams, min_interval=0.1)
+            channel = Channel(**channel_kwargs)
+        stream = ReplyStream(channel, "S1", streams, min_interval=0.1)
         await body(stream, channel)
         nursery.cancel_scope.cancel()
     return channel, stream

@@ -11,7 +11,7 @@ from wecom_actors.protocol.inbound import TextMessage
 from wecom_actors.router import Router
 from wecom_actors.testing import open_fake_wecom
 
-from .fake_bot import bot_config, serve
+from .fake_bot import bot_config, post_to, serve
 
 
 async def test_one_conversation_runs_in_order_and_a_full_queue_answers_busy(autojump_clock: trio.testing.MockClock) -> None:
@@ -124,7 +124,7 @@ async def test_events_beyond_the_bound_are_dropped_and_counted(mock_clock: trio.
         async with trio.open_nursery() as nursery:
             await nursery.start(router.run)
             for i in range(5):
-                router.submit_nowait(f"E{i}", EnterChatEvent(msgid=f"m{i}"))
+                post_to(router, f"E{i}", EnterChatEvent(msgid=f"m{i}"))
             await trio.testing.wait_all_tasks_blocked()
             assert sorted(started) == ["E0", "E1", "E2"]  # events run at once, in any order
             assert router.statistics().busy == 2

@@ -12,7 +12,7 @@ from wecom_actors.protocol.inbound import Sender, TextContent, TextMessage
 from wecom_actors.router import Router
 from wecom_actors.testing import open_fake_wecom
 
-from .fake_bot import bot_config, serve
+from .fake_bot import bot_config, post_to, serve
 
 
 def group_text(msgid: str, user: str, chat: str = "g1") -> TextMessage:
@@ -37,7 +37,7 @@ async def test_group_members_are_independent_unless_strict_chat_order(
     async with trio.open_nursery() as nursery:
         await nursery.start(router.run)
         for msgid, user in [("a0", "alice"), ("a1", "alice"), ("b0", "bob"), ("b1", "bob")]:
-            router.submit_nowait(msgid, group_text(msgid, user))
+            post_to(router, msgid, group_text(msgid, user))
         await trio.testing.wait_all_tasks_blocked()
         assert sorted(started) == expected_started
         release.set()
@@ -70,10 +70,10 @@ async def test_the_bot_wide_guard_answers_busy_and_loses_nothing(bound: str) -> 
     router = Router(dispatch=dispatch, on_busy=on_busy, handler_concurrency=1, **limits)  # type: ignore[arg-type]
     async with trio.open_nursery() as nursery:
         await nursery.start(router.run)
-        router.submit_nowait("r0", group_text("m0", "alice"), 1000)
+        post_to(router, "r0", group_text("m0", "alice"), 1000)
         await trio.testing.wait_all_tasks_blocked()  # r0 runs (no longer queued)
         for i in range(1, 8):  # the same user: 5 queued, 2 over the guard
-            router.submit_nowait(f"r{i}", group_text(f"m{i}", "alice"), 1000)
+            post_to(router, f"r{i}", group_text(f"m{i}", "alice"), 1000)
         await trio.testing.wait_all_tasks_blocked()
         assert router.statistics().queued == 5
         assert router.statistics().queued_bytes == 5000

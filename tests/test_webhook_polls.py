@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
 from wecom_actors import BotConfig, Turn, serve_bot
+from wecom_actors.protocol.inbound import decode_callback
+from wecom_actors.renderer import Settled
 from wecom_actors.testing._webhook_crypto import aes_key, decrypt_msg, encrypt_msg, sign
-from wecom_actors.webhook.streams import POLL_WAIT, POLL_WAIT_SLACK
+from wecom_actors.webhook.streams import POLL_WAIT, POLL_WAIT_SLACK, Exchange, Phase, StreamTable
 
 TOKEN = "pollTestToken"
 KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -200,7 +203,54 @@ async def test_flush_waits_for_an_answer_but_not_forever(autojump_clock: trio.te
         assert first["content"] == "one" and times["first"] == t0  # flush() returned at once
         await flushed.wait()
         assert POLL_WAIT <= times["waited"] <= POLL_WAIT + POLL_WAIT_SLACK + 0.11
-        # the snapshot still has everything for a poll that comes late
+        # the snapshot still has everything for a poll that comes late (once the final frame
+        # has gone from SessionStreams through the ReplyRenderer into the snapshot)
+        await trio.testing.wait_all_tasks_blocked()
         late = await wecom.refresh(first["id"])
         assert (late["content"], late["finish"]) == ("one two", True)
         assert handle.statistics().handler_errors == 0
+
+
+# --- the table alone: settlements of served frames go to the SessionStreams mailbox -----------
+
+
+def _exchange(table: StreamTable, msgid: str, stream_id: str) -> Exchange:
+    raw = b'{"msgid": "%s", "chattype": "single", "from": {"userid": "u"}, "msgtype": "text", "text": {"content": "x"}}'
+    message = decode_callback(raw % msgid.encode())
+    ex = Exchange(msgid, message, stream_id=stream_id, created=0.0, is_event=False, response_url=None)
+    table.add(ex)
+    ex.phase = Phase.STREAM
+    return ex
+
+
+async def test_an_answer_settles_every_frame_it_carried_and_only_those(autojump_clock: trio.testing.MockClock) -> None:
+    table = StreamTable()
+    table.settlements, inbox = trio.open_memory_channel[list[Settled]](8)
+    ex = _exchange(table, "m1", "s1")
+    for n in (1, 2):
+        assert table.frame_waits(ex, ex.set_frame("a" * n, False), (7, 0, n))
+    answer = table.refresh("s1")
+    assert b'"content":"aa"' in answer
+    assert [s.token for s in inbox.receive_nowait()] == [(7, 0, 1), (7, 0, 2)]
+    assert table.frame_waits(ex, ex.set_frame("aaa", False), (7, 0, 3))
+    with pytest.raises(trio.WouldBlock):
+        inbox.receive_nowait()  # not served yet: nothing settled
+    assert b'"content":"aaa"' in table.refresh("s1")
+    assert [s.token for s in inbox.receive_nowait()] == [(7, 0, 3)]
+
+
+async def test_settlements_the_full_mailbox_cannot_take_are_sent_by_the_sweeper(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    table = StreamTable()
+    table.settlements, inbox = trio.open_memory_channel[list[Settled]](1)
+    table.settlements.send_nowait([])  # SessionStreams is busy: its mailbox is full
+    ex = _exchange(table, "m1", "s1")
+    assert table.frame_waits(ex, ex.set_frame("a", False), (1, 0, 1))
+    table.refresh("s1")  # served: the settlement cannot be posted now, and is not lost
+    async with trio.open_nursery() as nursery:
+        await nursery.start(table.run_sweeper)
+        assert inbox.receive_nowait() == []
+        settled = await inbox.receive()
+        assert [(s.token, s.error) for s in settled] == [((1, 0, 1), None)]
+        nursery.cancel_scope.cancel()

@@ -6,8 +6,13 @@ frame the renderer asks the frame's reply channel to turn it into the mode's req
 * a channel with ``send_stream_frame`` (the long connection) builds the ``aibot_respond_msg``
   body and posts the encoded request to the Correlator's mailbox with SessionStreams' mailbox as
   the settlement's destination: no task, no waiting for the ack;
-* any other channel (webhook: the frame becomes the exchange table's snapshot, served to
-  refresh polls) is driven by a short task per frame that posts the outcome to SessionStreams.
+* a channel with ``put_frame`` (webhook) takes the frame synchronously: it becomes the
+  exchange table's snapshot, which the HTTP tasks answer the POST and the refresh polls from.
+  ``put_frame`` returns the settlement when it is known at once (a final frame, a stream WeCom
+  does not poll) or ``None``: the table posts it to SessionStreams when an answer carried the
+  frame. The settlements known at once go back as one list per batch;
+* any other channel is driven by a short task per frame that posts the outcome to
+  SessionStreams.
 
 A frame is ``(channel, stream_id, content, finish, feedback_id, msg_items, card, token)``; the
 settlement SessionStreams gets is an object with ``token`` and ``error`` (None on success).
@@ -59,10 +64,23 @@ class ReplyRenderer:
             while True:
                 batch = fill(rx, [await rx.receive()])
                 self.batches += 1
+                settled: list[Settled] = []
                 for frames in batch:
                     self.messages += len(frames)
                     for frame in frames:
                         channel, stream_id, content, finish, feedback_id, msg_items, card, token = frame
+                        put = getattr(channel, "put_frame", None)
+                        if put is not None:
+                            try:
+                                outcome = put(
+                                    stream_id, content, finish, token=token, feedback_id=feedback_id, msg_items=msg_items, card=card
+                                )
+                            except Exception as exc:  # a channel's bug costs this frame, not the bot
+                                log.exception("stream %s: taking a frame failed unexpectedly", stream_id)
+                                outcome = Settled(token, exc)
+                            if outcome is not None:
+                                settled.append(outcome)
+                            continue
                         send = getattr(channel, "send_stream_frame", None)
                         if send is None:
                             nursery.start_soon(self._by_task, frame)
@@ -77,6 +95,8 @@ class ReplyRenderer:
                             msg_items=msg_items,
                             card=card,
                         )
+                if settled:
+                    await post(settlements, settled)
 
     async def _by_task(self, frame: Frame) -> None:
         channel, stream_id, content, finish, feedback_id, msg_items, card, token = frame

@@ -14,9 +14,10 @@
   (frame sizes) in all queues together. Only a message beyond the guard is refused: it is
   answered at once by ``on_busy`` (a short "busy" reply), counted and logged. The reader is
   never blocked by a slow session.
-* Mailbox: the long connection's Reader posts the callbacks of one socket read as one list of
-  ``(req_id, message, size)`` to :attr:`Router.mailbox`; the Router's task takes every list
-  waiting at once and routes them. A full mailbox makes the Reader wait (TCP backpressure).
+* Mailbox: the only way in. The long connection's Reader posts the callbacks of one socket
+  read as one list of ``(req_id, message, size)`` to :attr:`Router.mailbox`, the webhook server
+  a list of one per callback POST; the Router's task takes every list waiting at once and
+  routes them. A full mailbox makes the poster wait (TCP backpressure on the long connection).
 """
 
 from __future__ import annotations
@@ -118,17 +119,6 @@ class Router:
 
     def mailbox_statistics(self) -> MailboxStatistics:
         return mailbox_statistics(self._rx, self.batches, self.messages)
-
-    def submit_nowait(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
-        """Route one callback now (``size``: its frame's bytes, for the memory guard), from the
-        Router's own caller (the webhook server, tests). Never blocks: routing is a few dict
-        operations and a task spawn."""
-        self._route(req_id, message, size)
-
-    async def submit(self, req_id: str, message: InboundMessage, size: int = DEFAULT_MESSAGE_SIZE) -> None:
-        """:meth:`submit_nowait`, plus a checkpoint (for callers in a loop of their own)."""
-        self._route(req_id, message, size)
-        await trio.lowlevel.checkpoint()
 
     def session_key(self, message: InboundMessage) -> str:
         """The ordering key of ``message`` (see the module docstring)."""

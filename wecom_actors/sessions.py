@@ -40,9 +40,10 @@ class ReplyChannel(Protocol):
 
     A channel may also offer ``async send_stream_frame(stream_id, content, finish, *, reply,
     token, feedback_id, msg_items, card)``: post the frame as a request whose settlement goes to
-    ``reply`` (the long connection). Channels without it get a task per frame from the
-    ReplyRenderer. A channel whose ``stream_type`` names a ReplyStream subclass gets streams of
-    that class (the webhook's, see :mod:`wecom_actors.webhook.direct`).
+    ``reply`` (the long connection); or ``put_frame(stream_id, content, finish, *, token,
+    feedback_id, msg_items, card)``: take the frame synchronously, returning its settlement or
+    None when it comes later (the webhook's snapshots; such a channel sets ``frames_supersede``).
+    Channels with neither get a task per frame from the ReplyRenderer.
     """
 
     async def stream_frame(
@@ -241,6 +242,5 @@ class ReplyStream:
 def open_stream(
     channel: ReplyChannel, stream_id: str, streams: SessionStreams, *, min_interval: float, feedback_id: str | None
 ) -> ReplyStream:
-    """A stream of the class the channel asks for (``stream_type``), else a :class:`ReplyStream`."""
-    cls: type[ReplyStream] = getattr(channel, "stream_type", ReplyStream)
-    return cls(channel, stream_id, streams, min_interval=min_interval, feedback_id=feedback_id)
+    """A new stream's handle (its state is created in SessionStreams by its first op)."""
+    return ReplyStream(channel, stream_id, streams, min_interval=min_interval, feedback_id=feedback_id)

@@ -10,9 +10,14 @@ lists of objects with ``token`` and ``error``. ``flush`` and ``finish`` are answ
 one-shot channel their op carries; ``finish`` is answered with the parts still to go out as
 proactive messages (continuations, stale req_ids), which the finishing handler's task sends.
 
-The actor also keeps one timer heap (coalescing pauses, windows). :meth:`SessionStreams.call_at`
-and :meth:`SessionStreams.spawn` remain for the webhook's streams, which settle while an HTTP
-answer is built and therefore run outside this actor (see :mod:`wecom_actors.webhook.direct`).
+Both modes use this actor. On the long connection a frame is a request: one in flight per
+stream, the next one sent when its ack settles it. In webhook mode a frame replaces the snapshot
+WeCom's refresh polls are answered from (the channel says ``frames_supersede``): frames go out
+as the text grows, at most one per ``min_interval``, without waiting for a poll; a frame settles
+when an answer carried it (``flush()`` waits for that), so every poll carries the text appended
+until about ``min_interval`` before it.
+
+The actor also keeps one timer heap (coalescing pauses, windows), run in its own task.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -79,7 +84,6 @@ class SessionStreams:
         self._live = 0
         self._cancelled = 0
         self._sleep: trio.CancelScope | None = None  # the actor's wait for its next timer
-        self._nursery: trio.Nursery | None = None
         self._frames: list[Any] = []  # frames for the renderer, sent at the end of a batch
         self.batches = self.messages = 0
         self.timers_fired = 0
@@ -114,12 +118,6 @@ class SessionStreams:
             heapq.heapify(heap)
             self._cancelled = 0
 
-    def spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
-        """Run ``fn`` in this actor's nursery (the webhook's streams' rare async work)."""
-        if self._nursery is None:
-            raise RuntimeError("SessionStreams is not running")
-        self._nursery.start_soon(fn)
-
     @property
     def pending_timers(self) -> int:
         """Timers that may still fire (cancelled ones not counted)."""
@@ -131,7 +129,6 @@ class SessionStreams:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.renderer.run)
-            self._nursery = nursery
             task_status.started()
             heap, rx = self._heap, self._rx
             while True:
@@ -248,7 +245,7 @@ class SessionStreams:
     def _pump(self, st: StreamState, now: float) -> None:
         """Send the text waiting, now if nothing is in flight and the pause is over, else later."""
         if st.closing or st.stale or st.in_flight or st.sent_version == st.version:
-            return
+            return  # (in_flight stays False on a channel whose frames supersede each other)
         if now >= st.window_deadline:
             self._at_window(st, now)
             return
@@ -260,7 +257,7 @@ class SessionStreams:
         self._clear_timer(st, _FRAME)
         st.sent_version = st.version
         st.last_sent = now
-        st.in_flight = True
+        st.in_flight = not st.supersede
         self._frame(st, first_part(st.text(), st.content_limit), False, None, _FRAME, st.version, now)
 
     def _frame(
@@ -363,7 +360,7 @@ class SessionStreams:
     def _try_final(self, st: StreamState, now: float) -> None:
         if st.finish is None or st.final_started:
             return
-        if st.in_flight and not getattr(st.channel, "frames_supersede", False):
+        if st.in_flight:
             return  # the frame in flight first: one frame at a time (called again when it settles)
         if st.cut == -1:
             return  # finishing at the window right now: let it complete

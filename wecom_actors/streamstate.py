@@ -42,6 +42,7 @@ class StreamState:
         "sent_version",
         "stale",
         "stream_id",
+        "supersede",
         "timer",
         "timer_at",
         "version",
@@ -70,6 +71,9 @@ class StreamState:
         self.content_limit = content_limit
         self.window = window
         self.max_final_attempts = max_final_attempts
+        #: The channel keeps only the newest frame (webhook snapshots): a frame need not wait
+        #: for the one before it to settle, and the final frame need not either.
+        self.supersede: bool = getattr(channel, "frames_supersede", False)
         self.parts: list[str] = []
         self.content = ""
         self.version = 0

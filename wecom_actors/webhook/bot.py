@@ -29,6 +29,7 @@ from ..core import BotCore, BotStatistics
 from ..crypto import WeComCrypto
 from ..errors import RequestError, StaleReply
 from ..handlers.turn import Handler
+from ..mailbox import post
 from ..protocol.inbound import (
     EventMessage,
     FeedbackEvent,
@@ -39,6 +40,7 @@ from ..protocol.inbound import (
     UnknownMessage,
 )
 from ..redis_link import RedisUnavailable
+from ..router import DEFAULT_MESSAGE_SIZE
 from .app import MAX_FUTURE_SKEW, Rejected, WebhookApp
 from .replicated import shared_streams_for
 from .replies import WebhookReplies
@@ -96,6 +98,7 @@ class WebhookBot(BotCore):
             connect_timeout=config.connect_timeout,
         )
         self.table.on_sweep = self.urls.sweep
+        self.table.settlements = self.streams.mailbox  # served frames settle in SessionStreams
         self.app = WebhookApp(
             self,
             self.crypto,
@@ -187,7 +190,7 @@ class WebhookBot(BotCore):
             log.info("msgid %s delivered again after its state was evicted: empty answer", msgid)
             return None
         elif isinstance(message, UnknownMessage | UnknownEvent):
-            await self.router.submit(msgid or self.ids.req_id("webhook"), message)  # counted there
+            await self._to_router(msgid or self.ids.req_id("webhook"), message)  # counted there
             return None
         elif not self._accepting:
             raise Rejected(503, "shutting down: not taking new messages")
@@ -202,12 +205,16 @@ class WebhookBot(BotCore):
             ex = self._open(message, stream_id)
             if self.shared is not None:
                 await self._shared_own(ex)
-            await self.router.submit(ex.req_id, message)
+            await self._to_router(ex.req_id, message)
         if ex.phase is not Phase.PENDING:
             return ex.first_answer()
         with trio.move_on_after(self.event_wait if ex.is_event else self.first_reply_wait):
             await ex.wait_ready()
         return ex.first_answer()
+
+    async def _to_router(self, req_id: str, message: InboundMessage) -> None:
+        """Post one callback to the Router's mailbox (waits only while the mailbox is full)."""
+        await post(self.router.mailbox, [(req_id, message, DEFAULT_MESSAGE_SIZE)])
 
     def _open(self, message: InboundMessage, stream_id: str | None = None) -> Exchange:
         is_event = isinstance(message, EventMessage)

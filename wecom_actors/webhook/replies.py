@@ -4,15 +4,16 @@ Nothing is pushed: stream frames update the :class:`~.streams.Exchange` snapshot
 callback's POST and the refresh polls are answered from, and the rest goes through the single
 response_url of the message.
 
-* ``stream_frame_nowait`` / ``stream_frame``: only the first ``turn.stream()`` of a message owns
-  the stream announced in the POST's answer. A frame replaces the snapshot at once; a non-final
-  frame is settled (``on_done``) once an answer carried it: the POST's answer or a refresh
-  poll's (at most ``POLL_WAIT`` s later), so ``ReplyStream.flush()`` means "WeCom has seen it".
-  Settling happens while the answer is built, and the stream then puts the text appended
-  meanwhile into the snapshot at once, so every answer carries all text appended until then.
-  Frames of a stream WeCom does not poll (a second stream, a message answered with a
-  card, a stream cut off at six minutes) raise :class:`StaleReply`; ``ReplyStream`` then sends
-  the whole text through ``fallback`` when it finishes.
+* ``put_frame`` (called by the ReplyRenderer actor) / ``stream_frame``: only the first
+  ``turn.stream()`` of a message owns the stream announced in the POST's answer. A frame
+  replaces the snapshot at once; a non-final frame is settled once an answer carried it: the
+  POST's answer or a refresh poll's (at most ``POLL_WAIT`` s later), so ``ReplyStream.flush()``
+  means "WeCom has seen it". Frames supersede each other (``frames_supersede``): SessionStreams
+  sends the next one as the text grows without waiting for a poll, so every answer carries the
+  text appended until shortly before it. Frames of a stream WeCom does not poll (a second
+  stream, a message answered with a card, a stream cut off at six minutes) are refused with
+  :class:`StaleReply`; SessionStreams then has the whole text sent through ``fallback`` when the
+  stream finishes.
 * ``reply``: markdown becomes the announced stream's content (finished) if no stream has
   claimed it yet, else it goes to ``fallback``. A template card answers the POST when nothing
   else did yet, rides on the next refresh answer of a running stream
@@ -39,9 +40,9 @@ from ..protocol.replies import (
     encode_body,
 )
 from ..render import first_part
-from .direct import DirectReplyStream
+from ..renderer import Settled
 from .response_url import ResponseUrls
-from .streams import POLL_WAIT, Exchange, FrameDone, Phase, StreamTable
+from .streams import POLL_WAIT, Exchange, Phase, StreamTable
 
 __all__ = ["POLL_WAIT", "WebhookReplies"]
 
@@ -51,37 +52,36 @@ class WebhookReplies:
 
     __slots__ = ("exchange", "table", "urls")
 
-    #: A frame replaces the snapshot whether or not a poll served the previous one, so a final
-    #: frame need not wait for an intermediate one to be polled first (ReplyStream reads this).
+    #: A frame replaces the snapshot whether or not a poll served the previous one, so neither
+    #: the next frame nor the final one waits for a poll (SessionStreams reads this).
     frames_supersede = True
-    #: Streams settle while an HTTP answer is built: they keep their own state (see .direct).
-    stream_type = DirectReplyStream
 
     def __init__(self, exchange: Exchange, urls: ResponseUrls, table: StreamTable) -> None:
         self.exchange = exchange
         self.urls = urls
         self.table = table
 
-    def stream_frame_nowait(
+    def put_frame(
         self,
         stream_id: str,
         content: str,
         finish: bool,
         *,
-        on_done: FrameDone,
+        token: tuple[int, int, int],
         feedback_id: str | None = None,
         msg_items: list[MsgItem] | None = None,
         card: TemplateCard | None = None,
-    ) -> None:
-        """Put a frame into the snapshot now; ``on_done(error_or_None)`` once an answer carried
-        it (a StaleReply at once when WeCom does not poll this stream). Never raises."""
+    ) -> Settled | None:
+        """Put a frame into the snapshot now. Returns its settlement when it is known at once (a
+        final frame; a StaleReply when WeCom does not poll this stream), else None: the table
+        posts ``Settled(token)`` to SessionStreams once an answer carried it. Never raises."""
         ex = self.exchange
         if stream_id != ex.stream_id or not ex.polled_live or ex.finish:
-            on_done(StaleReply(f"stream {stream_id} is not polled by WeCom; its text goes by response_url"))
-            return
+            return Settled(token, StaleReply(f"stream {stream_id} is not polled by WeCom; its text goes by response_url"))
         version = ex.set_frame(content, finish, feedback_id=feedback_id, msg_items=msg_items, card=card)
-        if finish or not self.table.frame_waits(ex, version, on_done):
-            on_done(None)
+        if finish or not self.table.frame_waits(ex, version, token):
+            return Settled(token, None)
+        return None
 
     async def stream_frame(
         self,

@@ -13,11 +13,12 @@ a card update) or ``EMPTY`` (answered with an empty body). The :class:`StreamTab
 exchanges by req_id (the msgid) and by stream id, answers refresh polls, finishes streams near
 the end of WeCom's window and evicts state once that window is over.
 
-Serving is a pull: an answer (the POST's or a refresh's) first settles the frames that wait to
-be served, synchronously. A ReplyStream whose frame settles puts the text appended meanwhile
-into the snapshot at once (its next frame, ``WebhookReplies.stream_frame_nowait``), so the
-answer carries everything appended up to the moment it is built, not what was there when the
-previous answer went out. The POST's answer counts as serving the snapshot it carries.
+The snapshot is fed by the ReplyRenderer actor (``WebhookReplies.put_frame``): SessionStreams
+sends a new frame whenever the text has grown, at most one per ``min_interval``, without waiting
+for a poll, so an answer carries the text appended until shortly before it. A frame settles
+when an answer carried it (the POST's answer counts): the answer posts the settlements of the
+frames it served to the SessionStreams mailbox (``StreamTable.settlements``), which is what a
+``flush()`` waits for; a frame nobody serves settles ``POLL_WAIT`` s later (the sweeper).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import enum
 import logging
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import trio
@@ -34,9 +36,10 @@ from ..protocol.inbound import InboundMessage
 from ..protocol.limits import STREAM_WINDOW_SECONDS
 from ..protocol.replies import MsgItem, TemplateCard, TemplateCardReply, encode_body
 from ..render import stream_reply
+from ..renderer import Settled
 from .response_url import ResponseUrlRecord
 
-__all__ = ["Exchange", "FinalAnswer", "Phase", "StreamTable", "TableStatistics"]
+__all__ = ["Exchange", "FinalAnswer", "FrameWaiter", "Phase", "StreamTable", "TableStatistics"]
 
 log = logging.getLogger("wecom_actors.webhook.streams")
 
@@ -61,8 +64,9 @@ POLL_WAIT = 5.0
 #: Frames past ``POLL_WAIT`` are settled in batches at most this late.
 POLL_WAIT_SLACK = 0.5
 
-#: ``on_done(error_or_None)`` of a frame waiting to be served (ReplyStream's completion callback).
-FrameDone = Callable[[BaseException | None], None]
+#: What waits for a frame to be served: the frame's SessionStreams token (its settlement is
+#: posted), or a trio.Event (set) for ``WebhookReplies.stream_frame`` called directly.
+FrameWaiter = tuple[int, int, int] | trio.Event
 
 
 class FinalAnswer(bytes):
@@ -100,6 +104,7 @@ class Exchange:
         "is_event",
         "msg_items",
         "on_served",
+        "on_settled",
         "outbox",
         "phase",
         "polled_version",
@@ -144,11 +149,13 @@ class Exchange:
         self.polled_version = 0
         self.final_served = False  # a finish=true answer was sent whole
         self.on_served: Callable[[], None] | None = None
+        #: Where the settlements of served frames go (the table's ``post_settled``).
+        self.on_settled: Callable[[list[Settled]], None] | None = None
         self.direct: bytes | None = None  # the plaintext of a non-stream answer
         self.outbox: list[str] = []  # text for the single response_url post, sent at turn end
         # Created only while somebody waits (most exchanges never need one).
         self._changed: trio.Event | None = None
-        self._waiters: list[tuple[int, FrameDone]] = []  # frames waiting to be served
+        self._waiters: list[tuple[int, FrameWaiter]] = []  # frames waiting to be served, by version
 
     def __repr__(self) -> str:
         return f"Exchange({self.req_id!r}, {self.phase.value}, v{self.version})"
@@ -163,10 +170,8 @@ class Exchange:
 
     def _wake_frames(self) -> None:
         """Settle every frame waiting to be served (served, or no longer polled)."""
-        while self._waiters:
-            waiters, self._waiters = self._waiters, []
-            for _, on_done in waiters:
-                on_done(None)
+        waiters, self._waiters = self._waiters, []
+        self._settle(waiters)
 
     def settle_upto(self, version: int) -> None:
         """Settle the frames of ``version`` and older: an answer carried them, or ``POLL_WAIT``
@@ -174,9 +179,17 @@ class Exchange:
         waiters = self._waiters
         if waiters and waiters[0][0] <= version:  # in version order
             self._waiters = [w for w in waiters if w[0] > version]
-            for v, on_done in waiters:
-                if v <= version:
-                    on_done(None)
+            self._settle([w for w in waiters if w[0] <= version])
+
+    def _settle(self, waiters: list[tuple[int, FrameWaiter]]) -> None:
+        settled = []
+        for _, waiter in waiters:
+            if type(waiter) is tuple:
+                settled.append(Settled(waiter, None))
+            else:
+                waiter.set()  # type: ignore[union-attr]
+        if settled and self.on_settled is not None:
+            self.on_settled(settled)
 
     @property
     def polled_live(self) -> bool:
@@ -207,18 +220,18 @@ class Exchange:
         self.changed()
         return self.version
 
-    def when_served(self, version: int, on_done: FrameDone) -> bool:
-        """Call ``on_done(None)`` once an answer has carried ``version`` (or WeCom stops polling
-        the stream, or :meth:`settle_upto`). False (and no call) if that is already the case."""
+    def when_served(self, version: int, waiter: FrameWaiter) -> bool:
+        """Settle ``waiter`` once an answer has carried ``version`` (or WeCom stops polling the
+        stream, or :meth:`settle_upto`). False (and nothing kept) if that is already the case."""
         if self.polled_version >= version or not self.polled_live:
             return False
-        self._waiters.append((version, on_done))
+        self._waiters.append((version, waiter))
         return True
 
     async def wait_polled(self, version: int) -> None:
         """Wait until an answer has served ``version`` (or WeCom stops polling the stream)."""
         done = trio.Event()
-        if self.when_served(version, lambda _error: done.set()):
+        if self.when_served(version, done):
             await done.wait()
 
     def handler_finished(self) -> None:
@@ -265,10 +278,6 @@ class Exchange:
 
     def stream_answer(self) -> bytes:
         """The stream's answer now (the POST's or a refresh's); it serves the snapshot it carries."""
-        if self._waiters:
-            # Settle the frames waiting first: their streams put what was appended meanwhile
-            # into the snapshot now, so this answer carries it.
-            self._wake_frames()
         card = None
         if self.card is not None and not self.card_sent:
             card, self.card_sent = self.card, True  # once per message (docs/protocol-notes.md, 'Which answer is allowed where')
@@ -281,8 +290,8 @@ class Exchange:
             card=card,
         )
         self.polled_version = self.version
-        if self._waiters:  # a frame set while the others settled: this answer carries it too
-            self.settle_upto(self.version)
+        if self._waiters:  # this answer carries them: flush() may return
+            self._wake_frames()
         if not self.finish:
             return encode_body(body)
         answer = FinalAnswer(encode_body(body))
@@ -329,6 +338,9 @@ class StreamTable:
         # (deadline, exchange, version) of frames waiting to be served, in deadline order
         self._frame_deadlines: deque[tuple[float, Exchange, int]] = deque()
         self._frames_added: trio.Event | None = None
+        #: The SessionStreams mailbox: settlements of served frames go there (set by the bot).
+        self.settlements: trio.MemorySendChannel[Any] | None = None
+        self._backlog: list[Settled] = []  # settlements the full mailbox had no room for yet
         self.on_sweep: Callable[[], None] | None = None
         self.counts = dict.fromkeys(("refreshes", "unknown_refreshes", "cut_off", "evicted"), 0)
 
@@ -351,15 +363,34 @@ class StreamTable:
         until = self._tombstones.get(msgid)
         return until is not None and until > self._clock()
 
-    def frame_waits(self, ex: Exchange, version: int, on_done: FrameDone) -> bool:
+    def frame_waits(self, ex: Exchange, version: int, waiter: FrameWaiter) -> bool:
         """:meth:`Exchange.when_served`, settled anyway ``POLL_WAIT`` s from now (by the sweeper)."""
-        if not ex.when_served(version, on_done):
+        if not ex.when_served(version, waiter):
             return False
         self._frame_deadlines.append((trio.current_time() + POLL_WAIT, ex, version))
+        self._wake_sweeper()
+        return True
+
+    def _wake_sweeper(self) -> None:
         if self._frames_added is not None:
             self._frames_added.set()
             self._frames_added = None
-        return True
+
+    def post_settled(self, settled: list[Settled]) -> None:
+        """Send the settlements of served frames to SessionStreams without waiting (called
+        while an answer is built); what the full mailbox has no room for, the sweeper sends."""
+        if self.settlements is None:
+            return
+        if not self._backlog:
+            try:
+                self.settlements.send_nowait(settled)
+                return
+            except trio.WouldBlock:
+                pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # SessionStreams is stopping: nothing waits any more
+        self._backlog.extend(settled)  # (order does not matter: a stream keeps the highest version)
+        self._wake_sweeper()
 
     def expire_frames(self) -> None:
         """Settle the frames that have waited ``POLL_WAIT`` s without being served."""
@@ -372,6 +403,7 @@ class StreamTable:
     def add(self, exchange: Exchange) -> None:
         self._by_req[exchange.req_id] = exchange
         exchange.on_served = self._wake_served
+        exchange.on_settled = self.post_settled
         if not exchange.is_event:
             self._by_stream[exchange.stream_id] = exchange
 
@@ -441,6 +473,13 @@ class StreamTable:
         task_status.started()
         next_sweep = trio.current_time() + SWEEP_INTERVAL
         while True:
+            if self._backlog and self.settlements is not None:
+                backlog, self._backlog = self._backlog, []
+                try:
+                    await self.settlements.send(backlog)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # SessionStreams is stopping
+                continue
             if self._frame_deadlines:
                 await trio.sleep_until(min(next_sweep, self._frame_deadlines[0][0] + POLL_WAIT_SLACK))
             else:
