@@ -92,9 +92,9 @@ class SessionStreams:
 
     # --- timers ------------------------------------------------------------------------------------
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+    def _call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback()`` (synchronous, quick, never raising) in this actor's task at trio
-        time ``when``; the returned handle goes to :meth:`cancel`."""
+        time ``when``; the returned handle goes to :meth:`_cancel`."""
         sleep = self._sleep
         if sleep is not None and when < sleep.deadline:
             # The actor sleeps until a later time: bring its deadline forward. No message, so
@@ -105,7 +105,7 @@ class SessionStreams:
         self._live += 1
         return timer
 
-    def cancel(self, timer: Timer | None) -> None:
+    def _cancel(self, timer: Timer | None) -> None:
         """Forget ``timer`` (a no-op if it fired or was cancelled already)."""
         if timer is None or timer[2] is None:
             return
@@ -168,17 +168,17 @@ class SessionStreams:
         self._clear_timer(st, kind)
         if kind == _FRAME:
             st.timer_at = when
-            st.timer = self.call_at(when, partial(self._on_timer, st))
+            st.timer = self._call_at(when, partial(self._on_timer, st))
         else:
-            st.window_timer = self.call_at(when, partial(self._on_window, st))
+            st.window_timer = self._call_at(when, partial(self._on_window, st))
 
     def _clear_timer(self, st: StreamState, kind: int) -> None:
         if kind == _FRAME:
             st.timer_at = math.inf
-            self.cancel(st.timer)
+            self._cancel(st.timer)
             st.timer = None
         else:
-            self.cancel(st.window_timer)
+            self._cancel(st.window_timer)
             st.window_timer = None
 
     def _on_timer(self, st: StreamState) -> None:
