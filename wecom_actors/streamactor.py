@@ -130,39 +130,52 @@ class SessionStreams:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.renderer.run)
             task_status.started()
-            heap, rx = self._heap, self._rx
+            rx = self._rx
             while True:
-                while heap and heap[0][2] is None:  # cancelled: never wake up for it
-                    heapq.heappop(heap)
-                    self._cancelled -= 1
-                deadline = heap[0][0] if heap else math.inf
-                if self._frames:
-                    deadline = min(deadline, trio.current_time() + RETRY_UNSENT)
-                first: object = None
-                with trio.move_on_at(deadline) as self._sleep:
-                    first = await rx.receive()
+                # One cancel scope per timer that fires, not per wake-up: its deadline follows
+                # the heap; when it passes, the scope is left, due timers run, and a new one is
+                # entered.
+                with trio.CancelScope() as self._sleep:
+                    while True:
+                        self._sleep.deadline = self._next_deadline()
+                        first = await rx.receive()
+                        self._work(fill(rx, [first]))
                 self._sleep = None
-                batch = fill(rx, [] if first is None else [first])
-                self.batches += 1
-                self.messages += len(batch)
-                now = trio.current_time()
-                for message in batch:
-                    if type(message) is list:
-                        for settled in message:
-                            self._settled(settled.token, as_stale(settled.error), now)
-                    else:
-                        self._op(message, now)
-                while heap and heap[0][0] <= now:
-                    timer = heapq.heappop(heap)
-                    callback = timer[2]
-                    if callback is None:
-                        self._cancelled -= 1
-                        continue
-                    timer[2] = None
-                    self._live -= 1
-                    self.timers_fired += 1
-                    callback()
-                self._send_frames()
+                self._work(fill(rx, []))
+
+    def _next_deadline(self) -> float:
+        heap = self._heap
+        while heap and heap[0][2] is None:  # cancelled: never wake up for it
+            heapq.heappop(heap)
+            self._cancelled -= 1
+        deadline: float = heap[0][0] if heap else math.inf
+        if self._frames:
+            deadline = min(deadline, trio.current_time() + RETRY_UNSENT)
+        return deadline
+
+    def _work(self, batch: list[Any]) -> None:
+        """One batch: ops and settlements, then the timers that are due, then the frames."""
+        self.batches += 1
+        self.messages += len(batch)
+        now = trio.current_time()
+        for message in batch:
+            if type(message) is list:
+                for settled in message:
+                    self._settled(settled.token, as_stale(settled.error), now)
+            else:
+                self._op(message, now)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)
+            callback = timer[2]
+            if callback is None:
+                self._cancelled -= 1
+                continue
+            timer[2] = None
+            self._live -= 1
+            self.timers_fired += 1
+            callback()
+        self._send_frames()
 
     def _set_timer(self, st: StreamState, kind: int, when: float) -> None:
         self._clear_timer(st, kind)
