@@ -135,9 +135,13 @@ class SessionStreams:
                 # One cancel scope per timer that fires, not per wake-up: its deadline follows
                 # the heap; when it passes, the scope is left, due timers run, and a new one is
                 # entered.
-                with trio.CancelScope() as self._sleep:
+                with trio.CancelScope() as sleep:
+                    self._sleep = sleep
+                    wake_at = math.inf
                     while True:
-                        self._sleep.deadline = self._next_deadline()
+                        deadline = self._next_deadline()
+                        if deadline != wake_at:  # (setting a deadline costs even when unchanged)
+                            sleep.deadline = wake_at = deadline
                         first = await rx.receive()
                         self._work(fill(rx, [first]))
                 self._sleep = None
