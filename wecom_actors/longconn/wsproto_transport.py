@@ -35,6 +35,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from ..errors import ConnectionLost
 from ..tls import client_context
+from .rawsocket import open_raw_tcp_stream
 from .transport import ABORT_CLOSE_TIMEOUT, Transport, only_cancelled
 
 __all__ = ["WsprotoTransport", "open_wsproto_transport"]
@@ -182,7 +183,7 @@ async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, W
     stream: trio.abc.Stream | None = None
     try:
         with trio.fail_after(connect_timeout):
-            stream = await trio.open_tcp_stream(parts.hostname, port)
+            stream = await open_raw_tcp_stream(parts.hostname, port)
             if secure:
                 tls = trio.SSLStream(stream, client_context(), server_hostname=parts.hostname)
                 await tls.do_handshake()
