@@ -160,3 +160,29 @@ async def test_a_protocol_error_closes_with_its_code() -> None:
             frames = _client_frames(b"".join(seen))
             assert [op for op, _ in frames] == [0x8]  # one close frame, nothing after it
             assert frames[0][1][:2] == (1007).to_bytes(2, "big")
+
+
+async def test_wss_through_tls_on_the_raw_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS (trio.SSLStream) over the raw socket stream: subscribe, and a frame larger than
+    one TLS record both ways."""
+    import json
+
+    from wecom_actors.longconn import wsproto_transport
+    from wecom_actors.protocol.frames import encode_request
+    from wecom_actors.testing import FakeTLS, open_fake_wecom
+
+    from .fake_openws_helpers import BOT, SECRET
+
+    tls = FakeTLS.create()
+    with trio.fail_after(10):
+        async with open_fake_wecom(tls=tls) as fake:
+            monkeypatch.setattr(wsproto_transport, "client_context", fake.client_ssl_context)
+            assert fake.url.startswith("wss://")
+            async with open_wsproto_transport(fake.url, connect_timeout=5, max_message_size=1 << 20) as t:
+                await t.send_many([encode_request("aibot_subscribe", "s1", {"bot_id": BOT, "secret": SECRET})])
+                ack = json.loads(await t.receive())
+                assert ack["headers"]["req_id"] == "s1" and ack["errcode"] == 0
+                big = "长" * 20_000  # 60 KB of UTF-8: several TLS records
+                await t.send_many([encode_request("aibot_send_msg", "p1", {"chatid": "U", "msgtype": "markdown", "markdown": {"content": big}})])
+                ack = json.loads(await t.receive())
+                assert ack["headers"]["req_id"] == "p1"
