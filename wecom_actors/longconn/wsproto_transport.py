@@ -101,11 +101,15 @@ class WsprotoTransport:
             if opcode == TEXT:
                 self._ready.append(event.data)  # type: ignore[arg-type]  # TEXT carries a str
             elif opcode == PING:
-                await self._send_bytes(masked_frame(PONG, event.data, os.urandom(4)))  # type: ignore[arg-type]
+                if not self._close_sent:  # nothing but the close frame after it
+                    await self._send_bytes(masked_frame(PONG, event.data, os.urandom(4)))  # type: ignore[arg-type]
             elif opcode == CLOSE:
                 self._close_received = True
-                await self._send_close(event.code)  # echo the status (RFC 6455, section 5.5.1)
                 self._closed_reason = f"closed by the server (code {event.code}{', ' + str(event.data) if event.data else ''})"
+                try:
+                    await self._send_close(event.code)  # echo the status (RFC 6455, section 5.5.1)
+                except ConnectionLost:
+                    pass  # the server may have dropped the TCP connection already: its close is the news
             # binary messages and pongs are skipped: WeCom sends text frames only
         if self._closed_reason is not None and not self._ready:
             raise ConnectionLost(self._closed_reason)
