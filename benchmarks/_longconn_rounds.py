@@ -202,23 +202,24 @@ class Rounds:
     # --- the unmeasured passes --------------------------------------------------------------------
 
     def profile(self, side: Side) -> dict[str, Any]:
-        """One more closed + burst pass with py-spy attached (its figures are not reported)."""
-        path = _common.RESULTS_DIR / f"profile-longconn-{side.key}.txt"
+        """One more pass with py-spy attached, one recording per phase (``--profile-modes``;
+        the pass's figures are not reported): {mode: summary}."""
+        out: dict[str, Any] = {}
         bot = self._start(side, f"longconn-{side.key}-profile")
         with self._running(side, bot, f"wp{side.key}"):
-            spy = _procs.PySpy(self.procs, bot.pid, path)
-            try:
-                for mode in MODES:
-                    self.lg.call("reset")
-                    self._load(
-                        side, mode, f"p{mode[0]}{side.key}", f"profiling {side.label} {mode}"
-                    )
-            finally:
-                spy.stop()
-                self.procs.remove(spy.child)
+            for mode in self.args.profile_modes:
+                path = _common.RESULTS_DIR / f"profile-longconn-{side.key}-{mode}.txt"
+                self.lg.call("reset")
+                spy = _procs.PySpy(self.procs, bot.pid, path)
+                try:
+                    self._load(side, mode, f"p{mode[0]}{side.key}", f"profiling {side.label} {mode}")
+                finally:
+                    spy.stop()
+                    self.procs.remove(spy.child)
+                summary = _procstats.profile_summary(path, strip=str(_procs.ROOT) + "/")
+                out[mode] = {"path": str(path.relative_to(_procs.ROOT)), **summary}
         self.progress.done()
-        summary = _procstats.profile_summary(path, strip=str(_procs.ROOT) + "/")
-        return {"path": str(path.relative_to(_procs.ROOT)), **summary}
+        return out
 
     def steps(self, side: Side) -> dict[str, Any]:
         """Task steps (scheduler wake-ups) and tasks spawned per message, by task name, per mode:

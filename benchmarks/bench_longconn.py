@@ -31,10 +31,18 @@ import _common
 import _procs
 import _procstats
 from _longconn_report import format_steps, render, summarize
-from _longconn_rounds import SECRET, Rounds, sides_for
+from _longconn_rounds import MODES, SECRET, Rounds, sides_for
 from _procs import LoadGen, ProgressLine
 
 DEFAULT_JSON = _common.RESULTS_DIR / "longconn.json"
+
+
+def _modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise argparse.ArgumentTypeError(f"phases are {', '.join(MODES)}, not {text!r}")
+    return modes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="after the rounds, one more (unmeasured) pass of each bot under py-spy; prints the "
         "top functions and writes the collapsed stacks to benchmarks/results/profile-*.txt",
+    )
+    parser.add_argument(
+        "--profile-modes",
+        type=_modes,
+        default=MODES,
+        help="phases the --profile pass records, comma-separated, one profile each "
+        f"(default {','.join(MODES)})",
     )
     parser.add_argument(
         "--count-steps",
@@ -109,11 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.rounds} rounds per bot; ",
         after=". Ratios below 1 favour ours, except for throughput.",
     )
-    for key, prof in profiles.items():
-        print(
-            f"\nprofile of {summary['sides'][key]} (closed + burst, py-spy, CPU samples): {prof['path']}"
-        )
-        print(_procstats.format_profile(prof))
+    for key, by_mode in profiles.items():
+        for mode, prof in by_mode.items():
+            print(f"\nprofile of {summary['sides'][key]}, {mode} (py-spy, CPU samples): {prof['path']}")
+            print(_procstats.format_profile(prof))
     for key, st in steps.items():
         print()
         print(format_steps(summary["sides"][key], st))

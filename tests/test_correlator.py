@@ -328,3 +328,34 @@ async def test_the_reader_posts_one_read_as_one_list_of_acks_and_one_of_callback
             router_rx.receive_nowait()
         assert reader.frames_in == 5
         nursery.cancel_scope.cancel()
+
+
+async def test_an_ack_deadline_passes_on_time_while_other_traffic_keeps_the_correlator_busy(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    c = Correlator(ack_timeout=5)
+    peer = Peer(0)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(c.run)
+            await _start(nursery, c, peer)
+            timed_out: list[float] = []
+
+            async def unanswered() -> None:
+                start = trio.current_time()
+                with pytest.raises(AckTimeout):
+                    await Requester(c.mailbox).request("aibot_send_msg", "LOST", {})
+                timed_out.append(trio.current_time() - start)
+
+            nursery.start_soon(unanswered)
+            assert (await peer.recv())["headers"]["req_id"] == "LOST"  # never acked
+            for i in range(16):  # a request and its ack every 0.5 s, across the deadline
+                nursery.start_soon(Requester(c.mailbox).request, "aibot_respond_msg", f"CB{i}", {"n": i})
+                frame = await peer.recv()
+                await trio.sleep(0.5)
+                await peer.ack(frame["headers"]["req_id"])
+            await trio.testing.wait_all_tasks_blocked()
+            assert timed_out == [5]
+            s = c.statistics()
+            assert (s.lanes, s.acked) == (0, 16)
+            nursery.cancel_scope.cancel()

@@ -93,3 +93,96 @@ def test_our_text_frames_parse_as_rfc6455_frames(size: int) -> None:
     frames = list(server.received_frames())
     assert frames[0].opcode is Opcode.TEXT and frames[-1].message_finished
     assert "".join(f.payload for f in frames).encode() == payload
+
+
+async def _raw_server(nursery: trio.Nursery, after_upgrade: bytes, seen: list[bytes]) -> int:
+    """A hand-made WebSocket server: the 101 response and ``after_upgrade`` in one write, then
+    it records what the client sends until the client closes."""
+    from wsproto.utilities import generate_accept_token
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def serve() -> None:
+        async with listeners[0], await listeners[0].accept() as conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += await conn.receive_some(4096)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            await conn.send_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + generate_accept_token(key) + b"\r\n\r\n" + after_upgrade
+            )
+            while data := await conn.receive_some(4096):
+                seen.append(data)
+
+    nursery.start_soon(serve)
+    return listeners[0].socket.getsockname()[1]
+
+
+def _client_frames(data: bytes) -> list[tuple[int, bytes]]:
+    from wsproto.frame_protocol import FrameDecoder
+
+    decoder = FrameDecoder(client=False)
+    decoder.receive_bytes(data)
+    out = []
+    while (frame := decoder.process_buffer()) is not None:
+        out.append((int(frame.opcode), bytes(frame.payload)))
+    return out
+
+
+async def test_frames_sent_with_the_upgrade_response_are_not_lost() -> None:
+    seen: list[bytes] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _raw_server(nursery, b"\x81\x05early\x89\x02hi\x81\x04next", seen)
+            url = f"ws://127.0.0.1:{port}/"
+            # the server never answers the close: a short grace
+            async with open_wsproto_transport(url, connect_timeout=5, max_message_size=100, disconnect_timeout=0.2) as t:
+                assert await t.receive() == "early"
+                assert await t.receive() == "next"
+            frames = _client_frames(b"".join(seen))
+            assert frames[0] == (0xA, b"hi")  # the pong
+            assert frames[-1] == (0x8, (1000).to_bytes(2, "big"))  # our close on the way out
+
+
+async def test_a_protocol_error_closes_with_its_code() -> None:
+    seen: list[bytes] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await _raw_server(nursery, b"\x81\x02\xff\xfe", seen)  # not UTF-8
+            with pytest.raises(ConnectionLost, match="not valid UTF-8"):
+                async with open_wsproto_transport(f"ws://127.0.0.1:{port}/", connect_timeout=5, max_message_size=100) as t:
+                    await t.receive()
+            frames = _client_frames(b"".join(seen))
+            assert [op for op, _ in frames] == [0x8]  # one close frame, nothing after it
+            assert frames[0][1][:2] == (1007).to_bytes(2, "big")
+
+
+async def test_wss_through_tls_on_the_raw_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS (trio.SSLStream) over the raw socket stream: subscribe, and a frame larger than
+    one TLS record both ways."""
+    import json
+
+    from wecom_actors.longconn import wsproto_transport
+    from wecom_actors.protocol.frames import encode_request
+    from wecom_actors.testing import FakeTLS, open_fake_wecom
+
+    from .fake_openws_helpers import BOT, SECRET
+
+    tls = FakeTLS.create()
+    with trio.fail_after(10):
+        async with open_fake_wecom(tls=tls) as fake:
+            monkeypatch.setattr(wsproto_transport, "client_context", fake.client_ssl_context)
+            assert fake.url.startswith("wss://")
+            async with open_wsproto_transport(fake.url, connect_timeout=5, max_message_size=1 << 20) as t:
+                await t.send_many([encode_request("aibot_subscribe", "s1", {"bot_id": BOT, "secret": SECRET})])
+                ack = json.loads(await t.receive())
+                assert ack["headers"]["req_id"] == "s1" and ack["errcode"] == 0
+                big = "长" * 20_000  # 60 KB of UTF-8: several TLS records
+                await t.send_many([encode_request("aibot_send_msg", "p1", {"chatid": "U", "msgtype": "markdown", "markdown": {"content": big}})])
+                ack = json.loads(await t.receive())
+                assert ack["headers"]["req_id"] == "p1"

@@ -13,6 +13,8 @@ msgtypes (anything else is ``unknown``), so a peer cannot grow the label set.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -60,7 +62,9 @@ class TurnLog:
     def __init__(self, bot: str) -> None:
         self.bot = bot
         self._handled: dict[str, dict[str, int]] = {}
-        self._buckets = [0] * len(DURATION_BUCKETS)
+        # turns per duration bin: bin i holds DURATION_BUCKETS[i-1] < d <= DURATION_BUCKETS[i],
+        # the last bin those above every bound (statistics() makes them cumulative)
+        self._bins = [0] * (len(DURATION_BUCKETS) + 1)
         self._count = 0
         self._sum = 0.0
 
@@ -91,9 +95,9 @@ class TurnLog:
         by_outcome[outcome] += 1
         self._count += 1
         self._sum += duration
-        for i, bound in enumerate(DURATION_BUCKETS):
-            if duration <= bound:
-                self._buckets[i] += 1
+        self._bins[bisect_left(DURATION_BUCKETS, duration)] += 1
+        if not log.isEnabledFor(logging.INFO):
+            return  # the line and its fields are not built for nothing
         raw_type = turn.message.msgtype if kind == "unknown" else kind
         log.info(
             "handled %s in conversation %r: %.3f s, %s%s",
@@ -114,7 +118,7 @@ class TurnLog:
     def statistics(self) -> TurnStatistics:
         return TurnStatistics(
             handled={kind: dict(counts) for kind, counts in self._handled.items()},
-            duration_buckets=list(self._buckets),
+            duration_buckets=list(accumulate(self._bins[:-1])),
             duration_count=self._count,
             duration_sum=self._sum,
         )

@@ -83,6 +83,8 @@ class WriteBatch(NamedTuple):
 #: Sent to the Heartbeat: an idempotent frame's ack is late, ping now.
 PROBE = "probe"
 
+_NOTHING = object()  # no message taken (the deadline passed first)
+
 
 class Requester:
     """How a caller (a reply channel, an upload, a proactive send) talks to the Correlator."""
@@ -174,38 +176,49 @@ class Correlator:
         rx, table = self._rx, self._table
         task_status.started()
         while True:
-            deadline = table.next_deadline()
-            first: object = None
-            if deadline == math.inf:
-                first = await rx.receive()
-            else:
-                with trio.move_on_at(deadline):
+            # One timer scope serves batch after batch (a scope per batch costs more than the
+            # batch's own work when messages come one at a time): its deadline is the table's
+            # next one while the loop waits and infinite while it works, so a post that waits
+            # on a full mailbox is never cut short. A new scope only once a deadline passed.
+            first: object = _NOTHING
+            with trio.CancelScope() as timer:
+                while True:
+                    timer.deadline = table.next_deadline()
+                    first = _NOTHING
                     first = await rx.receive()
-            batch = fill(rx, [] if first is None else [first])
-            self.batches += 1
-            self.messages += len(batch)
-            now = trio.current_time()
-            for message in batch:
-                kind = type(message)
-                if kind is Request:
-                    table.submit(message)
-                elif kind is Acks:
-                    generation = message.generation
-                    for ack in message.acks:
-                        table.ack(generation, ack, now)
-                elif kind is ConnectionUp:
-                    self._writer, self._heartbeat = message.writer, message.heartbeat
-                    table.connection_up(message.generation, can_probe=message.heartbeat is not None)
-                elif kind is ConnectionDown:
-                    if message.generation == table.generation:
-                        self._writer = self._heartbeat = None
-                    table.connection_lost(message.generation)
-                elif kind is ProbeResult:
-                    table.probe_result(message.generation, message.healthy)
-                else:
-                    raise TypeError(f"the Correlator got an unknown message {kind.__name__}")
-            table.tick(now)
-            await self._send_outputs(now)
+                    if timer.cancel_called:
+                        break  # the deadline passed as the message came: both handled below
+                    timer.deadline = math.inf
+                    await self._work(fill(rx, [first]))
+            await self._work(fill(rx, [] if first is _NOTHING else [first]))
+
+    async def _work(self, batch: list[Any]) -> None:
+        """Feed one batch (maybe empty: a deadline passed) to the table, then send the outputs."""
+        table = self._table
+        self.batches += 1
+        self.messages += len(batch)
+        now = trio.current_time()
+        for message in batch:
+            kind = type(message)
+            if kind is Request:
+                table.submit(message)
+            elif kind is Acks:
+                generation = message.generation
+                for ack in message.acks:
+                    table.ack(generation, ack, now)
+            elif kind is ConnectionUp:
+                self._writer, self._heartbeat = message.writer, message.heartbeat
+                table.connection_up(message.generation, can_probe=message.heartbeat is not None)
+            elif kind is ConnectionDown:
+                if message.generation == table.generation:
+                    self._writer = self._heartbeat = None
+                table.connection_lost(message.generation)
+            elif kind is ProbeResult:
+                table.probe_result(message.generation, message.healthy)
+            else:
+                raise TypeError(f"the Correlator got an unknown message {kind.__name__}")
+        table.tick(now)
+        await self._send_outputs(now)
 
     async def _send_outputs(self, now: float) -> None:
         table = self._table
@@ -270,10 +283,11 @@ class Writer:
                 if frames:
                     self.frames_out += len(frames)
                     # Shielded so a cancelled writer never leaves half a frame on a live socket,
-                    # bounded so a stalled peer cannot hold the shield forever.
-                    with trio.CancelScope(shield=True):
-                        with trio.move_on_after(self.bound) as scope:
-                            await conn.send_many(frames)
+                    # bounded so a stalled peer cannot hold the shield forever: one scope does
+                    # both (the shield keeps outer cancellations out, its own deadline still
+                    # cancels it).
+                    with trio.CancelScope(shield=True, deadline=trio.current_time() + self.bound) as scope:
+                        await conn.send_many(frames)
                     if scope.cancelled_caught:
                         raise ConnectionLost(f"writing frames took longer than {self.bound} s")
                 if lost:

@@ -1,9 +1,11 @@
-"""A WebSocket transport driving wsproto (trio-websocket's own engine) directly over a trio stream.
+"""A WebSocket transport of our own over a trio stream: wsproto for the HTTP upgrade, our framing.
 
 Why it exists (measured, see docs/benchmarks.md): trio-websocket runs a reader task that puts every message on a
-memory channel, so each inbound frame costs a task hop. Here the Reader's ``receive()`` parses
-the bytes of one socket read into all the messages they hold and hands them out without further
-wake-ups, and ``send_many()`` writes every ready frame with one ``send_all``.
+memory channel, so each inbound frame costs a task hop, and wsproto's frame parser costs more
+than the rest of reading a frame. Here the Reader's ``receive()`` parses the bytes of one socket
+read into all the messages they hold (:class:`~.wsframes.FrameParser`) and hands them out
+without further wake-ups, and ``send_many()`` writes every ready frame with one ``send_all``
+on a :class:`~.rawsocket.RawSocketStream` (no wake-up when the kernel takes it all).
 
 Same interface and error contract as :mod:`.transport`: every failure is ``ConnectionLost``.
 """
@@ -15,64 +17,66 @@ import ssl
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 from urllib.parse import urlsplit
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    RejectConnection,
-    RejectData,
-    Request,
-    TextMessage,
-)
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.events import AcceptConnection, RejectConnection, RejectData, Request
+from wsproto.utilities import RemoteProtocolError
 
 from ..errors import ConnectionLost
 from ..tls import client_context
+from .rawsocket import open_raw_tcp_stream
 from .transport import ABORT_CLOSE_TIMEOUT, Transport, only_cancelled
+from .wsframes import (
+    CLOSE,
+    PING,
+    PONG,
+    TEXT,
+    FrameParser,
+    ProtocolError,
+    close_payload,
+    masked_frame,
+)
 
-__all__ = ["WsprotoTransport", "open_wsproto_transport"]
+__all__ = ["WsprotoTransport", "masked_text_frame", "open_wsproto_transport"]
 
 _RECEIVE_SIZE = 65536
+#: The HTTP upgrade response's head, at most (bytes).
+_MAX_HANDSHAKE = 16384
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError, ssl.SSLError)
 
 
 class WsprotoTransport:
     """One client WebSocket connection; the Correlator writes, the Reader reads."""
 
-    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, max_message_size: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, max_message_size: int, trailing: bytes = b"") -> None:
         self._stream = stream
-        self._ws = ws
-        self._max = max_message_size
+        self._parser = FrameParser(max_message_size)
+        self._pending = trailing  # frames that came with the upgrade response
         self._ready: deque[str] = deque()
-        self._partial: list[str] = []
-        self._partial_size = 0
         self._send_lock = trio.StrictFIFOLock()
+        self._close_sent = False
+        self._close_received = False
         self._closed_reason: str | None = None
 
     async def receive(self) -> str:
+        data: bytes | bytearray
         # Messages already parsed from an earlier read are handed out without a wake-up; the
         # Reader checkpoints anyway when it passes each one on.
         while not self._ready:
             if self._closed_reason is not None:
                 raise ConnectionLost(self._closed_reason)
-            try:
-                data = await self._stream.receive_some(_RECEIVE_SIZE)
-            except _STREAM_ERRORS as exc:
-                raise ConnectionLost(f"receive failed: {type(exc).__name__}: {exc}") from exc
-            if not data:
-                raise ConnectionLost("the server closed the TCP connection")
-            try:
-                self._ws.receive_data(cast(bytes, data))
-                await self._process_events()
-            except RemoteProtocolError as exc:
-                raise ConnectionLost(f"WebSocket protocol error: {exc}") from exc
+            if self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                try:
+                    data = await self._stream.receive_some(_RECEIVE_SIZE)
+                except _STREAM_ERRORS as exc:
+                    raise ConnectionLost(f"receive failed: {type(exc).__name__}: {exc}") from exc
+                if not data:
+                    raise ConnectionLost("the server closed the TCP connection")
+            await self._process(data)
         return self._ready.popleft()
 
     def receive_nowait(self) -> str:
@@ -82,28 +86,40 @@ class WsprotoTransport:
             raise trio.WouldBlock
         return self._ready.popleft()
 
-    async def _process_events(self) -> None:
-        for event in self._ws.events():
-            if isinstance(event, TextMessage):
-                self._partial.append(event.data)
-                self._partial_size += len(event.data)
-                if self._partial_size > self._max:
-                    await self._send_bytes(self._ws.send(CloseConnection(code=1009, reason="message too big")))
-                    raise ConnectionLost(f"a message larger than {self._max} characters")
-                if event.message_finished:
-                    self._ready.append("".join(self._partial))
-                    self._partial.clear()
-                    self._partial_size = 0
-            elif isinstance(event, BytesMessage):
-                continue  # WeCom sends text frames only; binary is skipped
-            elif isinstance(event, Ping):
-                await self._send_bytes(self._ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                if self._ws.state is ConnectionState.REMOTE_CLOSING:
-                    await self._send_bytes(self._ws.send(event.response()))
-                self._closed_reason = f"closed by the server (code {event.code}{', ' + event.reason if event.reason else ''})"
+    async def _process(self, data: bytes | bytearray) -> None:
+        try:
+            events = self._parser.feed(data)
+        except ProtocolError as exc:
+            self._closed_reason = f"WebSocket protocol error: {exc.reason}"
+            try:
+                await self._send_close(exc.code, exc.reason)
+            except ConnectionLost:
+                pass  # the connection is being dropped either way
+            raise ConnectionLost(self._closed_reason) from exc
+        for event in events:
+            opcode = event.opcode
+            if opcode == TEXT:
+                self._ready.append(event.data)  # type: ignore[arg-type]  # TEXT carries a str
+            elif opcode == PING:
+                if not self._close_sent:  # nothing but the close frame after it
+                    await self._send_bytes(masked_frame(PONG, event.data, os.urandom(4)))  # type: ignore[arg-type]
+            elif opcode == CLOSE:
+                self._close_received = True
+                self._closed_reason = f"closed by the server (code {event.code}{', ' + str(event.data) if event.data else ''})"
+                try:
+                    await self._send_close(event.code)  # echo the status (RFC 6455, section 5.5.1)
+                except ConnectionLost:
+                    pass  # the server may have dropped the TCP connection already: its close is the news
+            # binary messages and pongs are skipped: WeCom sends text frames only
         if self._closed_reason is not None and not self._ready:
             raise ConnectionLost(self._closed_reason)
+
+    async def _send_close(self, code: int, reason: str = "") -> None:
+        if self._close_sent:
+            return
+        self._close_sent = True
+        payload = b"" if code == 1005 else close_payload(code, reason)  # 1005: "no status", never sent
+        await self._send_bytes(masked_frame(CLOSE, payload, os.urandom(4)))
 
     async def send(self, data: bytes) -> None:
         await self.send_many([data])
@@ -111,14 +127,15 @@ class WsprotoTransport:
     async def send_many(self, frames: list[bytes]) -> None:
         """Write several frames with one ``send_all`` (write coalescing).
 
-        Data frames are built here rather than by wsproto: our frames are already UTF-8 JSON
-        bytes, and wsproto would want them as str, encode them again and mask them one byte at a
-        time in Python. Control frames (pong, close) still go through wsproto, under the same
-        send lock, so frames never interleave.
+        Our frames are already UTF-8 JSON bytes: each is masked as a whole (one big-integer
+        XOR), with one random draw for the batch's masking keys.
         """
-        if self._ws.state is not ConnectionState.OPEN:
-            raise ConnectionLost(f"the connection is closing ({self._ws.state.name})")
-        await self._send_bytes(b"".join(masked_text_frame(frame, os.urandom(4)) for frame in frames))
+        if self._close_sent or self._close_received:
+            raise ConnectionLost("the connection is closing")
+        keys = os.urandom(4 * len(frames))
+        await self._send_bytes(
+            b"".join(masked_frame(TEXT, frame, keys[4 * i : 4 * i + 4]) for i, frame in enumerate(frames))
+        )
 
     async def _send_bytes(self, data: bytes) -> None:
         # A free lock is taken without a schedule point (trio's ``Lock.acquire`` always yields):
@@ -137,19 +154,21 @@ class WsprotoTransport:
 
     async def close(self, grace: float) -> None:
         """Close handshake within ``grace`` seconds, then close the stream in any case."""
+        data: bytes | bytearray
         try:
             with trio.move_on_after(grace):
-                if self._ws.state is ConnectionState.OPEN:
-                    await self._send_bytes(self._ws.send(CloseConnection(code=1000)))
-                while self._ws.state is not ConnectionState.CLOSED and self._closed_reason is None:
-                    data = await self._stream.receive_some(_RECEIVE_SIZE)
+                if not self._close_received:
+                    await self._send_close(1000)
+                while not self._close_received and self._closed_reason is None:
+                    if self._pending:
+                        data, self._pending = self._pending, b""
+                    else:
+                        data = await self._stream.receive_some(_RECEIVE_SIZE)
                     if not data:
                         break
-                    self._ws.receive_data(cast(bytes, data))
-                    for event in self._ws.events():
-                        if isinstance(event, CloseConnection):
-                            self._closed_reason = "closed"
-        except (ConnectionLost, RemoteProtocolError, LocalProtocolError, *_STREAM_ERRORS):
+                    if any(event.opcode == CLOSE for event in self._parser.feed(data)):
+                        self._close_received = True
+        except (ConnectionLost, ProtocolError, *_STREAM_ERRORS):
             pass  # closing a broken connection: the stream is closed below either way
         finally:
             with trio.CancelScope(shield=True):
@@ -158,20 +177,11 @@ class WsprotoTransport:
 
 def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
     """One final, masked text frame (RFC 6455, section 5.2) carrying ``payload`` (UTF-8)."""
-    n = len(payload)
-    if n < 126:
-        header = bytes((0x81, 0x80 | n))
-    elif n < 1 << 16:
-        header = bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
-    else:
-        header = bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big")
-    # XOR with the repeated 4-byte key as one big-integer operation (C speed).
-    key = (mask * (n // 4 + 1))[:n]
-    masked = (int.from_bytes(payload, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
-    return header + mask + masked
+    return masked_frame(TEXT, payload, mask)
 
 
-async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, WSConnection]:
+async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, bytes]:
+    """Dial and upgrade: the stream, and any bytes that followed the upgrade response (frames)."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConnectionLost(f"not a ws:// or wss:// URL: {url!r}")
@@ -182,24 +192,30 @@ async def _connect(url: str, connect_timeout: float) -> tuple[trio.abc.Stream, W
     stream: trio.abc.Stream | None = None
     try:
         with trio.fail_after(connect_timeout):
-            stream = await trio.open_tcp_stream(parts.hostname, port)
+            stream = await open_raw_tcp_stream(parts.hostname, port)
             if secure:
                 tls = trio.SSLStream(stream, client_context(), server_hostname=parts.hostname)
                 await tls.do_handshake()
                 stream = tls
             ws = WSConnection(ConnectionType.CLIENT)
             await stream.send_all(ws.send(Request(host=host_header, target=target)))
-            while True:
+            # wsproto gets the response's head only: what follows it is frames, ours to parse.
+            received = b""
+            while (end := received.find(b"\r\n\r\n")) < 0:
+                if len(received) > _MAX_HANDSHAKE:
+                    raise ConnectionLost(f"an upgrade response head over {_MAX_HANDSHAKE} bytes")
                 data = await stream.receive_some(_RECEIVE_SIZE)
                 if not data:
                     raise ConnectionLost("the server closed the connection during the handshake")
-                ws.receive_data(cast(bytes, data))
-                for event in ws.events():
-                    if isinstance(event, AcceptConnection):
-                        return stream, ws
-                    if isinstance(event, (RejectConnection, RejectData)):
-                        status = getattr(event, "status_code", "?")
-                        raise ConnectionLost(f"the server refused the WebSocket handshake (HTTP {status})")
+                received += data
+            ws.receive_data(received[: end + 4])
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    return stream, received[end + 4 :]
+                if isinstance(event, (RejectConnection, RejectData)):
+                    status = getattr(event, "status_code", "?")
+                    raise ConnectionLost(f"the server refused the WebSocket handshake (HTTP {status})")
+            raise ConnectionLost("no WebSocket upgrade response from the server")
     except trio.TooSlowError:
         if stream is not None:
             await trio.aclose_forcefully(stream)
@@ -223,8 +239,8 @@ async def open_wsproto_transport(
     disconnect_timeout: float = 2.0,
 ) -> AsyncIterator[Transport]:
     """Dial ``url``; on exit close gracefully (plain exit or cancellation) or fast (failure)."""
-    stream, ws = await _connect(url, connect_timeout)
-    transport = WsprotoTransport(stream, ws, max_message_size)
+    stream, trailing = await _connect(url, connect_timeout)
+    transport = WsprotoTransport(stream, max_message_size, trailing)
     failed = False
     try:
         yield transport
