@@ -54,6 +54,13 @@ FINAL_FRAME_BOUND = 0.9
 INTERRUPTED_SUFFIX = "\n\n(Interrupted: the bot is restarting.)"
 
 
+
+async def _finish(s: ReplyStream, suffix: str) -> None:
+    try:
+        await s.finish(suffix=suffix)
+    except ReplyFailed as exc:
+        log.error("%s", exc)
+
 class Turn:
     """What a handler gets for one inbound message or event."""
 
@@ -168,14 +175,13 @@ class Turn:
             raise
         finally:
             # A cancelled stream still gets its final frame: shielded, and bounded in time so a
-            # shutdown stays prompt. Otherwise the correlator's own timeouts bound it.
-            with trio.CancelScope(shield=cancelled) as scope:
-                if cancelled:
-                    scope.deadline = trio.current_time() + FINAL_FRAME_BOUND
-                try:
-                    await s.finish(suffix=suffix)
-                except ReplyFailed as exc:
-                    log.error("%s", exc)
+            # shutdown stays prompt. Otherwise the correlator's own timeouts bound it (and no
+            # cancel scope is made: this runs once per reply).
+            if cancelled:
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + FINAL_FRAME_BOUND):
+                    await _finish(s, suffix)
+            else:
+                await _finish(s, suffix)
 
     async def reply_text(self, text: str) -> None:
         """A complete streamed reply in one frame (the final one: no frame before it)."""
