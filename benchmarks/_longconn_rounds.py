@@ -130,9 +130,11 @@ class Rounds:
         gc0 = self._gc_collections(side)
         cpu0 = _procstats.cpu_seconds(bot.pid)
         ticks0 = _procstats.cpu_ticks_seconds(bot.pid)
+        sys0 = _procstats.cpu_ticks_split(bot.pid)[1]
         res = self._load(side, mode, tag, label)
         cpu = _procstats.cpu_seconds(bot.pid) - cpu0
         ticks = _procstats.cpu_ticks_seconds(bot.pid) - ticks0
+        sys_ticks = _procstats.cpu_ticks_split(bot.pid)[1] - sys0
         gc1 = self._gc_collections(side)
         lat = _procstats.latency_summary(res["latencies"])
         return {
@@ -151,6 +153,8 @@ class Rounds:
             "cpu_s": cpu,
             "cpu_us_per_msg": cpu / n * 1e6,
             "cpu_ticks_us_per_msg": ticks / n * 1e6,
+            # the part spent in the kernel (system calls: socket reads and writes, epoll), ticks
+            "cpu_sys_ticks_us_per_msg": sys_ticks / n * 1e6,
             "loadgen_cpu_us_per_msg": res["loadgen_cpu"] / n * 1e6,
             "latencies_ms": [round(x * 1e3, 3) for x in res["latencies"]],
         }

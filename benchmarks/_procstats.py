@@ -37,6 +37,13 @@ def cpu_seconds(pid: int) -> float:
     return total / 1e9 if total else cpu_ticks_seconds(pid)
 
 
+def cpu_ticks_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``/proc/<pid>/stat`` (all threads, clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
 def cpu_ticks_seconds(pid: int) -> float:
     """utime+stime of ``/proc/<pid>/stat`` (all threads, clock ticks), in seconds."""
     with open(f"/proc/{pid}/stat") as f:
