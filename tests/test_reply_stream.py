@@ -217,3 +217,22 @@ async def test_appending_after_finish_is_an_error(autojump_clock: trio.testing.M
     with trio.fail_after(60):
         ch, _ = await _run("nowait", body)
     assert [f["content"] for f in ch.frames] == [""]
+
+
+async def test_a_cancelled_flush_leaves_finish_its_own_answer(kind: str, autojump_clock: trio.testing.MockClock) -> None:
+    """flush() and finish() share one one-shot channel only after an answered flush(): the
+    answer of a flush() cancelled while waiting must never reach the finish() after it."""
+
+    async def body(s: ReplyStream, ch: Channel) -> None:
+        await s.append("hello")
+        with trio.move_on_after(0.1) as waited:
+            await s.flush()  # the frame takes 0.5 s: cancelled before its answer
+        assert waited.cancelled_caught
+        await s.append(" world")
+        await s.flush()  # answered: its channel is kept for finish()
+        await s.finish()
+
+    with trio.fail_after(60):
+        ch, s = await _run(kind, body, latency=0.5)
+    assert ch.frames[-1]["content"] == "hello world" and ch.frames[-1]["finish"] is True
+    assert s.finished and not s.failed and s.frames_sent == len(ch.frames)

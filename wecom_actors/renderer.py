@@ -69,6 +69,19 @@ class ReplyRenderer:
                     self.messages += len(frames)
                     for frame in frames:
                         channel, stream_id, content, finish, feedback_id, msg_items, card, token = frame
+                        send = getattr(channel, "send_stream_frame", None)
+                        if send is not None:
+                            await send(
+                                stream_id,
+                                content,
+                                finish,
+                                reply=settlements,
+                                token=token,
+                                feedback_id=feedback_id,
+                                msg_items=msg_items,
+                                card=card,
+                            )
+                            continue
                         put = getattr(channel, "put_frame", None)
                         if put is not None:
                             try:
@@ -81,20 +94,7 @@ class ReplyRenderer:
                             if outcome is not None:
                                 settled.append(outcome)
                             continue
-                        send = getattr(channel, "send_stream_frame", None)
-                        if send is None:
-                            nursery.start_soon(self._by_task, frame)
-                            continue
-                        await send(
-                            stream_id,
-                            content,
-                            finish,
-                            reply=settlements,
-                            token=token,
-                            feedback_id=feedback_id,
-                            msg_items=msg_items,
-                            card=card,
-                        )
+                        nursery.start_soon(self._by_task, frame)
                 if settled:
                     await post(settlements, settled)
 

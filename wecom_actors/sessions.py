@@ -79,6 +79,7 @@ class ReplyStream:
     A handle: the stream's state lives in :class:`SessionStreams`; this object posts ops."""
 
     __slots__ = (
+        "_answers",
         "_card",
         "_channel",
         "_closed",
@@ -124,6 +125,9 @@ class ReplyStream:
         self.window = window
         self._opened = False
         self._closed = False
+        # The one-shot channel flush() was answered on, kept for the next flush() or finish()
+        # (each waits for exactly one answer; one that was not answered is never reused).
+        self._answers: tuple[trio.MemorySendChannel[Any], trio.MemoryReceiveChannel[Any]] | None = None
         self._parts: list[str] = []  # the handler's own text, for ``content``
         self._staged: str | None = None  # staged text, posted with the next op
         self._text = ""
@@ -206,10 +210,15 @@ class ReplyStream:
         """Wait until everything appended so far has been delivered in a frame."""
         if self._closed:
             return
-        reply, answer = trio.open_memory_channel[int](1)
-        with answer:
+        reply, answer = self._answers or trio.open_memory_channel[Any](1)
+        self._answers = None  # taken: a concurrent flush() makes its own
+        try:
             await self._post(("flush", self._key, reply, self._take_card()))
             self.frames_sent = await answer.receive()
+        except BaseException:
+            answer.close()  # not answered (cancelled): a late answer goes nowhere; never reused
+            raise
+        self._answers = (reply, answer)  # answered: the one-shot channel can serve finish() too
 
     async def finish(self, *, suffix: str = "") -> None:
         """Send the final frame (the whole text), then any continuation parts.
@@ -221,7 +230,8 @@ class ReplyStream:
         if self.finished:
             return
         self.finished = True
-        reply, answer = trio.open_memory_channel[tuple[str, Any, int]](1)
+        reply, answer = self._answers or trio.open_memory_channel[Any](1)
+        self._answers = None
         with answer:
             await self._post(("finish", self._key, suffix, self.msg_items, self._take_card(), reply))
             outcome, value, self.frames_sent = await answer.receive()

@@ -159,6 +159,10 @@ class _CountedReplies:
 
     __slots__ = ("_inner", "_limiter", "_streams")
 
+    #: Stream frames are requests, one in flight at a time (read once per stream: a class
+    #: attribute, so that read never reaches ``__getattr__``).
+    frames_supersede = False
+
     def __init__(self, inner: LongConnReplies, limiter: RateLimiter) -> None:
         self._inner = inner
         self._limiter = limiter
