@@ -102,14 +102,6 @@ class Hang:
         return call
 
 
-def kicks(fake: FakeWeCom) -> int:
-    return sum(
-        1
-        for f in fake.frames
-        if f.direction == "out" and isinstance(f.body, dict)
-        and (f.body.get("event") or {}).get("eventtype") == "disconnected_event"
-    )
-
 
 async def run_mode(fake: FakeWeCom, config: BotConfig, mode: str, kills: int, ttl: float) -> dict[str, Any]:
     times: list[float] = []
@@ -133,7 +125,7 @@ async def run_mode(fake: FakeWeCom, config: BotConfig, mode: str, kills: int, tt
         await trio.sleep(2 * ttl)
         calls = sum(r.lease.link.calls for r in replicas if r.lease.link is not None) - calls_start
         idle_rate = calls / 3 / (trio.current_time() - idle_start)
-        kicked_before = kicks(fake)
+        kicked_before = fake.kick_count()
         for _ in range(kills):
             holder = next(r for r in replicas if not r.scope.cancel_called and r.lease.state == "held")
             subscribes = fake.subscribe_count()
@@ -160,7 +152,7 @@ async def run_mode(fake: FakeWeCom, config: BotConfig, mode: str, kills: int, tt
         "min_s": min(times),
         "median_s": statistics.median(times),
         "max_s": max(times),
-        "kickouts": kicks(fake) - kicked_before,
+        "kickouts": fake.kick_count() - kicked_before,
         "redis_calls_per_replica_per_s_idle": idle_rate,
     }
 

@@ -148,14 +148,17 @@ async def test_second_subscriber_kicks_the_first() -> None:
                 assert (await b.recv())["headers"]["req_id"] == cb.req_id
                 stats = fake.statistics()
                 assert (stats.subscribes_ok, stats.connections_total) == (2, 2)
+                assert fake.kick_count() == 1
 
 
 async def test_kick_without_close_leaves_a_half_alive_socket() -> None:
     with trio.fail_after(10):
         async with open_fake_wecom() as fake, connect(fake) as a:
             cb = await push_text(fake, a, userid="U")
+            assert fake.kick_count() == 0
             assert fake.faults.kick(close=False) == 1
             assert (await a.recv())["body"]["event"]["eventtype"] == "disconnected_event"
+            assert fake.kick_count() == 1
             assert (await a.request("ping"))["errcode"] == 0
             assert (await a.stream(cb, "S", "x"))["errcode"] == 846609
             with pytest.raises(NotConnected):

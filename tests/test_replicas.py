@@ -70,15 +70,6 @@ class Hang:
         return call
 
 
-def kicks(fake: FakeWeCom) -> int:
-    """disconnected_event frames the fake sent (each one kicks a connection out)."""
-    return sum(
-        1
-        for f in fake.frames
-        if f.direction == "out" and isinstance(f.body, dict)
-        and (f.body.get("event") or {}).get("eventtype") == "disconnected_event"
-    )
-
 
 async def ask(fake: FakeWeCom, text: str, lost: list[dict[str, Any]] | None = None) -> str:
     """'answered' / 'refused' (no replica subscribed) / 'unanswered' (delivered, no reply; its
@@ -127,7 +118,7 @@ async def test_ten_holder_kills_one_takeover_each(redis_server: RedisServer) -> 
                 holders = [r for r in live if r.lease.state == "held"]
                 assert len(holders) == 1, [r.lease.state for r in live]
                 holder = holders[0]
-                subscribes, kicked = fake.subscribe_count(), kicks(fake)
+                subscribes, kicked = fake.subscribe_count(), fake.kick_count()
                 killed_at = trio.current_time()
                 if kill % 2 == 0:  # a crash: gone without releasing its lease
                     async def no_release() -> None:
@@ -152,7 +143,7 @@ async def test_ten_holder_kills_one_takeover_each(redis_server: RedisServer) -> 
                     assert holder.lease.counts["losses"] == 1 and holder.lease.state != "held"
                     holder.scope.cancel()
                 assert fake.subscribe_count() == subscribes + 1  # exactly one standby took over
-                assert kicks(fake) - kicked <= 1
+                assert fake.kick_count() - kicked <= 1
                 new_holders = [r for r in replicas if not r.scope.cancel_called and r.lease.state == "held"]
                 assert len(new_holders) == 1 and new_holders[0] is not holder
                 assert new_holders[0].lease.token > holder.lease.token  # fencing
@@ -163,7 +154,7 @@ async def test_ten_holder_kills_one_takeover_each(redis_server: RedisServer) -> 
                     assert view.finished
                     recovered += 1
                 await add()  # back to three replicas
-            assert kicks(fake) == 0  # the old connection always closed before the new subscribe
+            assert fake.kick_count() == 0  # the old connection always closed before the new subscribe
             nursery.cancel_scope.cancel()
     print(
         f"\ntakeover over 10 kills (TTL {TTL} s): min {min(takeovers):.3f} s, median "
@@ -190,7 +181,7 @@ async def test_a_kickout_while_holding_steps_down_without_a_fight(redis_server: 
             with trio.fail_after(5):
                 await eventually(lambda: holder.lease.state == "stepped-down")
             await trio.sleep(5 * TTL)
-            assert holder.lease.counts["kickouts"] == 1 and kicks(fake) == 1
+            assert holder.lease.counts["kickouts"] == 1 and fake.kick_count() == 1
             assert fake.subscribe_count() == 2  # nobody subscribed again: no fight
             assert standby.lease.state == "standby"  # the lease is still held by the stepped-down one
             assert holder.handle is not None

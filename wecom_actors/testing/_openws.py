@@ -289,6 +289,8 @@ class FakeWeCom(ViewsMixin, DriveMixin, RequestsMixin):
                  "body": body}  # fmt: skip
         if await self._send(conn, frame):
             self._callbacks_pushed += 1
+            if conn.bot_id is not None:
+                self._bot(conn.bot_id).kicks_sent += 1
         if close:
             await self._close(conn, self.close_codes["kicked"], "replaced by a new connection")
 

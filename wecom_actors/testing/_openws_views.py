@@ -111,6 +111,10 @@ class ViewsMixin:
         """How many subscribes of the bot have succeeded since the fake started."""
         return self._bot(bot_id).subscribes_ok
 
+    def kick_count(self, bot_id: str | None = None) -> int:
+        """How many kick-outs (``disconnected_event`` frames written) the bot's connections got."""
+        return self._bot(bot_id).kicks_sent
+
     # --- waiting ---------------------------------------------------------------------------------
 
     async def wait_until(

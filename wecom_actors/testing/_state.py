@@ -120,6 +120,7 @@ class BotState:
         self.bot_id = bot_id
         self.secret = secret
         self.subscribes_ok = 0
+        self.kicks_sent = 0  # disconnected_event frames written to this bot's connections
         self.conversations: dict[str, list[_Bubble]] = {}
         self.opened: set[str] = set()  # conversations that messaged the bot (may get pushes)
         self.sends: dict[str, deque[float]] = {}  # per conversation, for the rate limits
