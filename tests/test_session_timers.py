@@ -26,11 +26,12 @@ def test_cancelled_timers_are_not_counted_and_the_heap_is_compacted(cancelled: i
 async def test_only_live_timers_fire_in_order(autojump_clock: trio.testing.MockClock) -> None:
     streams = SessionStreams()
     fired: list[int] = []
+    # Set before the actor runs (it calls these from its own batches only).
+    timers = [streams._call_at(trio.current_time() + n, lambda n=n: fired.append(n)) for n in range(200)]
+    for timer in timers[::2]:
+        streams._cancel(timer)
     async with trio.open_nursery() as nursery:
         await nursery.start(streams.run)
-        timers = [streams._call_at(trio.current_time() + n, lambda n=n: fired.append(n)) for n in range(200)]
-        for timer in timers[::2]:
-            streams._cancel(timer)
         await trio.sleep(300)
         assert fired == list(range(1, 200, 2))
         assert streams.pending_timers == 0

@@ -83,7 +83,6 @@ class SessionStreams:
         self._seq = itertools.count()
         self._live = 0
         self._cancelled = 0
-        self._sleep: trio.CancelScope | None = None  # the actor's wait for its next timer
         self._frames: list[Any] = []  # frames for the renderer, sent at the end of a batch
         self.batches = self.messages = 0
         self.timers_fired = 0
@@ -94,12 +93,8 @@ class SessionStreams:
 
     def _call_at(self, when: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback()`` (synchronous, quick, never raising) in this actor's task at trio
-        time ``when``; the returned handle goes to :meth:`_cancel`."""
-        sleep = self._sleep
-        if sleep is not None and when < sleep.deadline:
-            # The actor sleeps until a later time: bring its deadline forward. No message, so
-            # no wake-up now (when it is busy instead, it reads the heap before sleeping again).
-            sleep.deadline = when
+        time ``when``; the returned handle goes to :meth:`_cancel`. Called only from this
+        actor's own batch, after which it reads the heap again before it sleeps."""
         timer: Timer = [when, next(self._seq), callback]
         heapq.heappush(self._heap, timer)
         self._live += 1
@@ -136,7 +131,6 @@ class SessionStreams:
                 # the heap; when it passes, the scope is left, due timers run, and a new one is
                 # entered.
                 with trio.CancelScope() as sleep:
-                    self._sleep = sleep
                     wake_at = math.inf
                     while True:
                         deadline = self._next_deadline()
@@ -144,7 +138,6 @@ class SessionStreams:
                             sleep.deadline = wake_at = deadline
                         first = await rx.receive()
                         self._work(fill(rx, [first]))
-                self._sleep = None
                 self._work(fill(rx, []))
 
     def _next_deadline(self) -> float:
